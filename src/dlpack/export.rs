@@ -1,0 +1,127 @@
+//! Exporting tensors as DLPack managed tensors. The exported struct owns a reference to the
+//! tensor's storage and its own shape/strides arrays; the consumer's call to `deleter` frees
+//! all of it (exactly once; calling it twice is the consumer's bug, as everywhere in DLPack).
+
+use super::{
+    DLManagedTensor, DLManagedTensorVersioned, DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION,
+    DLPackVersion, DLTensor, FLAG_IS_COPIED, FLAG_IS_SUBBYTE_TYPE_PADDED, FLAG_READ_ONLY,
+};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Everything an exported managed tensor points into, freed by its deleter.
+struct Export<M> {
+    managed: M,
+    shape: Vec<i64>,
+    strides: Vec<i64>,
+    _tensor: Tensor,
+}
+
+fn dl_tensor(t: &Tensor, shape: &mut [i64], strides: &mut [i64]) -> DLTensor {
+    DLTensor {
+        data: t.raw_data().cast(),
+        device: t.device().into(),
+        ndim: t.ndim() as i32,
+        dtype: t.dtype().into(),
+        shape: if shape.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            shape.as_mut_ptr()
+        },
+        strides: if strides.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            strides.as_mut_ptr()
+        },
+        byte_offset: t.byte_offset(),
+    }
+}
+
+/// Boxes the export, lets `fill` set the managed struct, and leaks it to the consumer.
+fn leak<M>(t: &Tensor, managed: M, fill: impl FnOnce(&mut M, DLTensor, *mut Export<M>)) -> *mut M {
+    let export = Box::into_raw(Box::new(Export {
+        managed,
+        shape: t.shape().to_vec(),
+        strides: t.strides().to_vec(),
+        _tensor: t.clone(),
+    }));
+    // SAFETY: `export` is a fresh, valid allocation that we own until it is handed out below.
+    let e = unsafe { &mut *export };
+    let dl = dl_tensor(t, &mut e.shape, &mut e.strides);
+    fill(&mut e.managed, dl, export);
+    std::ptr::addr_of_mut!(e.managed)
+}
+
+unsafe extern "C" fn delete_versioned(m: *mut DLManagedTensorVersioned) {
+    if m.is_null() {
+        return;
+    }
+    // SAFETY: `manager_ctx` was set to the Box that holds `m`, by `to_versioned`; the consumer
+    // calls the deleter once.
+    drop(unsafe { Box::from_raw((*m).manager_ctx.cast::<Export<DLManagedTensorVersioned>>()) });
+}
+
+unsafe extern "C" fn delete_legacy(m: *mut DLManagedTensor) {
+    if m.is_null() {
+        return;
+    }
+    // SAFETY: as in `delete_versioned`, set by `to_legacy`.
+    drop(unsafe { Box::from_raw((*m).manager_ctx.cast::<Export<DLManagedTensor>>()) });
+}
+
+/// Exports as a versioned (DLPack 1.3) managed tensor; flags carry READ_ONLY, IS_COPIED and
+/// IS_SUBBYTE_TYPE_PADDED. Strides are always filled in.
+pub fn to_versioned(t: &Tensor) -> *mut DLManagedTensorVersioned {
+    let mut flags = 0;
+    if t.is_read_only() {
+        flags |= FLAG_READ_ONLY;
+    }
+    if t.is_copy() {
+        flags |= FLAG_IS_COPIED;
+    }
+    if t.subbyte_padded {
+        flags |= FLAG_IS_SUBBYTE_TYPE_PADDED;
+    }
+    let blank = DLManagedTensorVersioned {
+        version: DLPackVersion {
+            major: DLPACK_MAJOR_VERSION,
+            minor: DLPACK_MINOR_VERSION,
+        },
+        manager_ctx: std::ptr::null_mut(),
+        deleter: Some(delete_versioned),
+        flags,
+        dl_tensor: dl_tensor(t, &mut [], &mut []),
+    };
+    leak(t, blank, |m, dl, ctx| {
+        m.dl_tensor = dl;
+        m.manager_ctx = ctx.cast();
+    })
+}
+
+/// Exports as a legacy managed tensor. Refused for read-only tensors: the legacy format cannot
+/// say read-only, so the consumer would write into memory it must not.
+pub fn to_legacy(t: &Tensor) -> Result<*mut DLManagedTensor> {
+    if t.is_read_only() {
+        return Err(Error::ReadOnly(
+            "a read-only tensor cannot be exported as a legacy DLManagedTensor (it has no \
+             read-only flag); export it versioned, or copy it first"
+                .into(),
+        ));
+    }
+    if t.dtype().is_subbyte() && t.subbyte_padded {
+        return Err(Error::UnsupportedDtype(format!(
+            "a padded {} tensor needs the versioned format's IS_SUBBYTE_TYPE_PADDED flag; export \
+             it versioned",
+            t.dtype()
+        )));
+    }
+    let blank = DLManagedTensor {
+        dl_tensor: dl_tensor(t, &mut [], &mut []),
+        manager_ctx: std::ptr::null_mut(),
+        deleter: Some(delete_legacy),
+    };
+    Ok(leak(t, blank, |m, dl, ctx| {
+        m.dl_tensor = dl;
+        m.manager_ctx = ctx.cast();
+    }))
+}

@@ -1,0 +1,54 @@
+//! The one error type. Each variant corresponds to exactly one stable C status code
+//! (`ffi::status_of`); the message says what was wrong and what to do instead.
+
+use crate::convert::Reason;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    NullArgument(String),
+    InvalidHandle(String),
+    InvalidArgument(String),
+    InvalidDlpack(String),
+    UnsupportedVersion(String),
+    UnsupportedDtype(String),
+    UnsupportedDevice(String),
+    /// SHARE mode met an obstacle; the reason says which.
+    CannotShare(Reason, String),
+    ReadOnly(String),
+    Overflow(String),
+    OutOfMemory(String),
+    DeviceUnavailable(String),
+    Cuda(String),
+    Panic(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn message(&self) -> &str {
+        match self {
+            Error::NullArgument(m)
+            | Error::InvalidHandle(m)
+            | Error::InvalidArgument(m)
+            | Error::InvalidDlpack(m)
+            | Error::UnsupportedVersion(m)
+            | Error::UnsupportedDtype(m)
+            | Error::UnsupportedDevice(m)
+            | Error::CannotShare(_, m)
+            | Error::ReadOnly(m)
+            | Error::Overflow(m)
+            | Error::OutOfMemory(m)
+            | Error::DeviceUnavailable(m)
+            | Error::Cuda(m)
+            | Error::Panic(m) => m,
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for Error {}

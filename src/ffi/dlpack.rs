@@ -1,0 +1,149 @@
+//! DLPack import and export through the C API.
+
+use super::convert::{deciding, dlshare_decision, dlshare_options, options_from};
+use super::handles::{self, dlshare_tensor};
+use super::{arg, boundary, dlshare_status, out};
+use crate::convert;
+use crate::dlpack::{DLManagedTensor, DLManagedTensorVersioned, export, import};
+
+/// Imports a versioned (DLPack 1.x) managed tensor per `options` (NULL = SHARE_OR_COPY).
+///
+/// The major version is checked first; any other major is refused with
+/// DLSHARE_ERR_UNSUPPORTED_VERSION, reading nothing but `version`.
+/// **Ownership**: on success dlshare owns `managed` and `*out_tensor` is a new handle owned by
+/// the caller; `managed->deleter` runs exactly once — when the last tensor sharing the memory is
+/// released, or before this function returns if it copied. On failure the caller still owns
+/// `managed` (it may retry or call its deleter) and `*out_tensor` is untouched.
+/// A READ_ONLY tensor is shared only with `allow_read_only` (as a read-only tensor); NULL strides
+/// mean compact row-major; NULL data is accepted only for zero-size tensors.
+///
+/// # Safety
+/// `managed` must be a valid managed tensor the caller owns; `options` NULL or valid;
+/// `decision_out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dlshare_tensor_from_dlpack(
+    managed: *mut DLManagedTensorVersioned,
+    options: *const dlshare_options,
+    out_tensor: *mut *mut dlshare_tensor,
+    decision_out: *mut dlshare_decision,
+) -> dlshare_status {
+    deciding(decision_out, || {
+        // SAFETY: documented contract.
+        let (m, slot) = unsafe { (arg(managed, "managed")?, out(out_tensor, "out_tensor")?) };
+        let opts = options_from(options)?;
+        // SAFETY: `m` is a valid managed tensor the caller owns.
+        let (tensor, decision) = unsafe { import::import_versioned(std::ptr::from_ref(m).cast_mut(), &opts)? };
+        slot.write(handles::insert(tensor)?);
+        Ok(decision)
+    })
+}
+
+/// Imports a legacy (unversioned) managed tensor; as `dlshare_tensor_from_dlpack`. Legacy
+/// tensors are writable (the format cannot say read-only).
+///
+/// # Safety
+/// As `dlshare_tensor_from_dlpack`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dlshare_tensor_from_dlpack_legacy(
+    managed: *mut DLManagedTensor,
+    options: *const dlshare_options,
+    out_tensor: *mut *mut dlshare_tensor,
+    decision_out: *mut dlshare_decision,
+) -> dlshare_status {
+    deciding(decision_out, || {
+        // SAFETY: documented contract.
+        let (m, slot) = unsafe { (arg(managed, "managed")?, out(out_tensor, "out_tensor")?) };
+        let opts = options_from(options)?;
+        // SAFETY: `m` is a valid managed tensor the caller owns.
+        let (tensor, decision) = unsafe { import::import_legacy(std::ptr::from_ref(m).cast_mut(), &opts)? };
+        slot.write(handles::insert(tensor)?);
+        Ok(decision)
+    })
+}
+
+/// Says what `dlshare_tensor_from_dlpack` would do, taking nothing and calling no deleter.
+///
+/// # Safety
+/// `managed` valid; `options` NULL or valid; `decision_out` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dlshare_explain_dlpack(
+    managed: *const DLManagedTensorVersioned,
+    options: *const dlshare_options,
+    decision_out: *mut dlshare_decision,
+) -> dlshare_status {
+    deciding(decision_out, || {
+        // SAFETY: documented contract.
+        let m = unsafe {
+            out(decision_out, "decision_out")?;
+            arg(managed, "managed")?
+        };
+        // SAFETY: `m` is valid.
+        let src = unsafe { import::source_of_versioned(m)? };
+        convert::decide(&src, &options_from(options)?)
+    })
+}
+
+/// Says what `dlshare_tensor_from_dlpack_legacy` would do, taking nothing.
+///
+/// # Safety
+/// `managed` valid; `options` NULL or valid; `decision_out` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dlshare_explain_dlpack_legacy(
+    managed: *const DLManagedTensor,
+    options: *const dlshare_options,
+    decision_out: *mut dlshare_decision,
+) -> dlshare_status {
+    deciding(decision_out, || {
+        // SAFETY: documented contract.
+        let m = unsafe {
+            out(decision_out, "decision_out")?;
+            arg(managed, "managed")?
+        };
+        // SAFETY: `m` is valid.
+        let src = unsafe { import::source_of_legacy(m)? };
+        convert::decide(&src, &options_from(options)?)
+    })
+}
+
+/// Exports a tensor as a versioned DLPack 1.3 managed tensor sharing its memory (no copy).
+///
+/// **Ownership**: `*out_managed` belongs to the consumer, who must call its `deleter` exactly
+/// once; until then the memory stays alive even if every dlshare handle is released. Flags:
+/// READ_ONLY for read-only tensors, IS_COPIED when the tensor is a fresh copy dlshare made.
+/// `strides` is always filled in. The tensor handle stays owned by the caller.
+///
+/// # Safety
+/// `out_managed` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dlshare_tensor_to_dlpack(
+    tensor: *const dlshare_tensor,
+    out_managed: *mut *mut DLManagedTensorVersioned,
+) -> dlshare_status {
+    boundary(|| {
+        // SAFETY: documented contract.
+        let slot = unsafe { out(out_managed, "out_managed")? };
+        let t = handles::get(tensor)?;
+        slot.write(export::to_versioned(&t));
+        Ok(())
+    })
+}
+
+/// Exports a tensor as a legacy DLPack managed tensor; as `dlshare_tensor_to_dlpack`. A
+/// read-only tensor is refused with DLSHARE_ERR_READ_ONLY (the legacy format cannot say
+/// read-only; NumPy refuses the same way): export it versioned instead.
+///
+/// # Safety
+/// `out_managed` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dlshare_tensor_to_dlpack_legacy(
+    tensor: *const dlshare_tensor,
+    out_managed: *mut *mut DLManagedTensor,
+) -> dlshare_status {
+    boundary(|| {
+        // SAFETY: documented contract.
+        let slot = unsafe { out(out_managed, "out_managed")? };
+        let t = handles::get(tensor)?;
+        slot.write(export::to_legacy(&t)?);
+        Ok(())
+    })
+}

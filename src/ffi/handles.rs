@@ -1,0 +1,140 @@
+//! The handle table: `dlshare_tensor *` values are not addresses but encoded (slot, generation)
+//! pairs, so a NULL, foreign or already-released handle is recognised and refused instead of
+//! dereferenced. A released slot's generation moves on, so a stale handle never aliases the
+//! tensor that reuses the slot.
+
+use std::sync::{Arc, RwLock};
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// The handle type C sees: opaque, never dereferenced by anyone.
+pub struct dlshare_tensor {
+    _private: [u8; 0],
+}
+
+struct Slot {
+    generation: u32,
+    /// C-level owners (retain adds one, release removes one).
+    owners: usize,
+    tensor: Option<Arc<Tensor>>,
+}
+
+struct Table {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
+static TABLE: RwLock<Table> = RwLock::new(Table {
+    slots: Vec::new(),
+    free: Vec::new(),
+});
+
+const INDEX_BITS: u32 = 28;
+const TAG: u64 = 0x8;
+
+fn encode(index: u32, generation: u32) -> *mut dlshare_tensor {
+    let raw = (u64::from(generation) << 32) | (u64::from(index + 1) << 4) | TAG;
+    raw as usize as *mut dlshare_tensor
+}
+
+fn decode(handle: *const dlshare_tensor) -> Option<(usize, u32)> {
+    let raw = handle as usize as u64;
+    if raw & 0xF != TAG {
+        return None;
+    }
+    let index = ((raw >> 4) & ((1 << INDEX_BITS) - 1)).checked_sub(1)?;
+    Some((index as usize, (raw >> 32) as u32))
+}
+
+fn invalid(handle: *const dlshare_tensor) -> Error {
+    if handle.is_null() {
+        Error::InvalidHandle("the tensor handle is NULL".into())
+    } else {
+        Error::InvalidHandle(format!(
+            "{handle:p} is not a live dlshare tensor handle (never created by dlshare, or \
+             already released); use handles returned by dlshare functions and release each once"
+        ))
+    }
+}
+
+fn lock_read() -> std::sync::RwLockReadGuard<'static, Table> {
+    TABLE.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn lock_write() -> std::sync::RwLockWriteGuard<'static, Table> {
+    TABLE.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Registers a tensor and returns its new handle (one owner).
+pub fn insert(tensor: Tensor) -> Result<*mut dlshare_tensor> {
+    let mut table = lock_write();
+    let tensor = Some(Arc::new(tensor));
+    if let Some(index) = table.free.pop() {
+        let slot = &mut table.slots[index as usize];
+        slot.owners = 1;
+        slot.tensor = tensor;
+        return Ok(encode(index, slot.generation));
+    }
+    let index = table.slots.len() as u32;
+    if index + 1 >= (1 << INDEX_BITS) {
+        return Err(Error::OutOfMemory(
+            "too many live tensor handles (2^28); release handles you no longer use".into(),
+        ));
+    }
+    table.slots.push(Slot {
+        generation: 1,
+        owners: 1,
+        tensor,
+    });
+    Ok(encode(index, 1))
+}
+
+/// The tensor behind a live handle.
+pub fn get(handle: *const dlshare_tensor) -> Result<Arc<Tensor>> {
+    let (index, generation) = decode(handle).ok_or_else(|| invalid(handle))?;
+    let table = lock_read();
+    match table.slots.get(index) {
+        Some(Slot {
+            generation: g,
+            tensor: Some(t),
+            ..
+        }) if *g == generation => Ok(t.clone()),
+        _ => Err(invalid(handle)),
+    }
+}
+
+fn with_live_slot<R>(handle: *const dlshare_tensor, f: impl FnOnce(&mut Slot) -> R) -> Result<R> {
+    let (index, generation) = decode(handle).ok_or_else(|| invalid(handle))?;
+    let mut table = lock_write();
+    let live = matches!(table.slots.get(index), Some(s) if s.generation == generation && s.tensor.is_some());
+    if !live {
+        return Err(invalid(handle));
+    }
+    let result = f(&mut table.slots[index]);
+    if table.slots[index].tensor.is_none() {
+        table.free.push(index as u32);
+    }
+    Ok(result)
+}
+
+/// Adds an owner to a live handle.
+pub fn retain(handle: *const dlshare_tensor) -> Result<()> {
+    with_live_slot(handle, |slot| slot.owners += 1)
+}
+
+/// Removes an owner; the last one retires the handle. The tensor is dropped outside the lock
+/// (a producer's deleter may call back into dlshare).
+pub fn release(handle: *const dlshare_tensor) -> Result<()> {
+    let retired = with_live_slot(handle, |slot| {
+        slot.owners -= 1;
+        if slot.owners == 0 {
+            slot.generation = slot.generation.wrapping_add(1).max(1);
+            slot.tensor.take()
+        } else {
+            None
+        }
+    })?;
+    drop(retired);
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! dlshare: tensor memory shared between NumPy, PyTorch, JAX, C, C++ and Julia without copying
+//! when that is safe, and copied correctly when it is not.
+//!
+//! The Rust API: [`Tensor`] (a refcounted, immutable view over shared storage), the conversion
+//! decision in [`convert`] (modes SHARE / SHARE_OR_COPY / COPY, with the reason for every copy),
+//! DLPack import/export in [`dlpack`]. The C API lives in `ffi` and is described by
+//! `include/dlshare.h`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod convert;
+pub mod device;
+pub mod dlpack;
+pub mod dtype;
+pub mod error;
+pub mod ffi;
+pub mod kernels;
+pub mod layout;
+pub mod storage;
+pub mod tensor;
+
+pub use convert::{Decision, Mode, Options, Reason, Source};
+pub use device::Device;
+pub use dtype::{DType, Element, Kind};
+pub use error::{Error, Result};
+pub use storage::live_storage_count;
+pub use tensor::Tensor;

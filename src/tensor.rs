@@ -1,0 +1,259 @@
+//! Tensor = shared storage + dtype + shape + element strides + offset + read-only flag.
+//! Immutable once built: every "change" (convert, cast, copy) makes a new `Tensor`.
+
+use std::sync::Arc;
+
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn, ShapeBuilder};
+
+use crate::device::Device;
+use crate::dtype::{DType, Element};
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::storage::{Release, Storage};
+
+#[derive(Clone)]
+pub struct Tensor {
+    pub(crate) storage: Arc<Storage>,
+    /// The DLPack `data` field: for CPU tensors the address of the first element, for device
+    /// memory the pointer the producer gave (with `byte_offset` on top).
+    pub(crate) data: *mut u8,
+    pub(crate) byte_offset: u64,
+    pub(crate) dtype: DType,
+    pub(crate) shape: Vec<i64>,
+    /// Element strides (never NULL-equivalent: always filled in).
+    pub(crate) strides: Vec<i64>,
+    pub(crate) read_only: bool,
+    /// The storage is a fresh copy that dlshare made (exported with IS_COPIED).
+    pub(crate) is_copy: bool,
+    /// Sub-byte elements are padded to one byte each (DLPack IS_SUBBYTE_TYPE_PADDED).
+    pub(crate) subbyte_padded: bool,
+}
+
+// SAFETY: the raw `data` pointer points into `storage`, which is Send + Sync; a Tensor is an
+// immutable description of it.
+unsafe impl Send for Tensor {}
+// SAFETY: as above.
+unsafe impl Sync for Tensor {}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tensor")
+            .field("dtype", &self.dtype.name())
+            .field("shape", &self.shape)
+            .field("strides", &self.strides)
+            .field("device", &self.device().name())
+            .field("read_only", &self.read_only)
+            .field("data", &self.data_ptr())
+            .finish()
+    }
+}
+
+impl Tensor {
+    /// A new C-contiguous CPU tensor with uninitialised contents (zeros when `zeroed`).
+    pub fn empty(dtype: DType, shape: &[i64], device: Device, zeroed: bool) -> Result<Tensor> {
+        let dtype = dtype.validate()?;
+        if dtype.is_subbyte() {
+            return Err(Error::UnsupportedDtype(format!(
+                "cannot allocate {dtype} tensors: sub-byte types can only be shared"
+            )));
+        }
+        let device = device.validate()?;
+        if device.device_type != crate::device::device_type::CPU {
+            return Err(Error::DeviceUnavailable(format!(
+                "cannot allocate on {device}: this build allocates CPU memory only"
+            )));
+        }
+        let n = layout::numel(shape)?;
+        let nbytes = n
+            .checked_mul(dtype.item_size() as u64)
+            .and_then(|b| usize::try_from(b).ok())
+            .filter(|&b| b <= isize::MAX as usize)
+            .ok_or_else(|| {
+                Error::Overflow(format!(
+                    "{n} elements of {dtype} do not fit in the address space"
+                ))
+            })?;
+        let storage = Storage::alloc_cpu(nbytes, zeroed)?;
+        Ok(Tensor::over_owned(storage, dtype, shape.to_vec()))
+    }
+
+    /// A C-contiguous tensor over freshly allocated owned storage.
+    pub(crate) fn over_owned(storage: Storage, dtype: DType, shape: Vec<i64>) -> Tensor {
+        let data = storage.ptr();
+        Tensor {
+            storage: Arc::new(storage),
+            data,
+            byte_offset: 0,
+            dtype,
+            strides: layout::c_strides(&shape),
+            shape,
+            read_only: false,
+            is_copy: false,
+            subbyte_padded: false,
+        }
+    }
+
+    /// Takes an owned `ndarray` array without copying: the array is kept alive by the tensor.
+    pub fn from_ndarray<T: Element>(array: ArrayD<T>) -> Tensor {
+        let shape: Vec<i64> = array.shape().iter().map(|&n| n as i64).collect();
+        let strides: Vec<i64> = if array.is_empty() {
+            layout::c_strides(&shape)
+        } else {
+            array.strides().iter().map(|&s| s as i64).collect()
+        };
+        let first = array.as_ptr() as *mut u8;
+        let nbytes = array.len() * std::mem::size_of::<T>();
+        let storage = Storage::foreign(first, nbytes, Device::CPU, Release::new(move || drop(array)));
+        Tensor {
+            storage: Arc::new(storage),
+            data: first,
+            byte_offset: 0,
+            dtype: T::DTYPE,
+            shape,
+            strides,
+            read_only: false,
+            is_copy: false,
+            subbyte_padded: false,
+        }
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn device(&self) -> Device {
+        self.storage.device()
+    }
+    pub fn shape(&self) -> &[i64] {
+        &self.shape
+    }
+    /// Element strides.
+    pub fn strides(&self) -> &[i64] {
+        &self.strides
+    }
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+    /// Whether the tensor owns a fresh copy made by dlshare.
+    pub fn is_copy(&self) -> bool {
+        self.is_copy
+    }
+    /// The DLPack `data` field (see `byte_offset`).
+    pub fn raw_data(&self) -> *mut u8 {
+        self.data
+    }
+    pub fn byte_offset(&self) -> u64 {
+        self.byte_offset
+    }
+    /// Address of the first element (`data + byte_offset`).
+    pub fn data_ptr(&self) -> *mut u8 {
+        self.data.wrapping_add(self.byte_offset as usize)
+    }
+    pub fn numel(&self) -> u64 {
+        self.shape.iter().map(|&n| n as u64).product()
+    }
+    /// Bytes covered by the elements (packed size for sub-byte types that are not padded).
+    pub fn nbytes(&self) -> u64 {
+        if self.dtype.is_subbyte() && !self.subbyte_padded {
+            (self.numel() * self.dtype.total_bits()).div_ceil(8)
+        } else {
+            self.numel() * self.dtype.item_size() as u64
+        }
+    }
+    pub fn is_c_contiguous(&self) -> bool {
+        layout::is_c_contiguous(&self.shape, &self.strides)
+    }
+    pub fn is_f_contiguous(&self) -> bool {
+        layout::is_f_contiguous(&self.shape, &self.strides)
+    }
+    /// Whether both tensors view the same storage.
+    pub fn shares_storage_with(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+
+    fn check_view<T: Element>(&self) -> Result<()> {
+        if T::DTYPE != self.dtype {
+            return Err(Error::InvalidArgument(format!(
+                "tensor has dtype {} but the view asks for {}; convert the tensor first",
+                self.dtype, T::DTYPE
+            )));
+        }
+        if !self.device().is_host_accessible() {
+            return Err(Error::UnsupportedDevice(format!(
+                "a {} tensor cannot be viewed from the CPU; copy it to the CPU first",
+                self.device()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Zero-copy `ndarray` view of the elements (any strides, including negative ones).
+    pub fn as_array_view<T: Element>(&self) -> Result<ArrayViewD<'_, T>> {
+        self.check_view::<T>()?;
+        let (base, shape, strides, flips) = self.positive_layout::<T>();
+        // SAFETY: the tensor keeps its storage alive for the borrow; `base` is the lowest
+        // element address and the positive strides stay inside the tensor's extent, which was
+        // validated when the tensor was built.
+        let mut view =
+            unsafe { ArrayViewD::from_shape_ptr(IxDyn(&shape).strides(IxDyn(&strides)), base) };
+        for axis in flips {
+            view.invert_axis(ndarray::Axis(axis));
+        }
+        Ok(view)
+    }
+
+    /// Zero-copy mutable `ndarray` view; refused for read-only tensors. The caller must not
+    /// create overlapping mutable views (zero strides are refused for that reason).
+    pub fn as_array_view_mut<T: Element>(&mut self) -> Result<ArrayViewMutD<'_, T>> {
+        self.check_view::<T>()?;
+        if self.read_only {
+            return Err(Error::ReadOnly(
+                "the tensor is read-only; copy it (convert with COPY) to get writable memory"
+                    .into(),
+            ));
+        }
+        if self.numel() > 1
+            && self
+                .shape
+                .iter()
+                .zip(&self.strides)
+                .any(|(&n, &s)| n > 1 && s == 0)
+        {
+            return Err(Error::InvalidArgument(
+                "a tensor with zero (broadcast) strides cannot be viewed mutably: elements alias"
+                    .into(),
+            ));
+        }
+        let (base, shape, strides, flips) = self.positive_layout::<T>();
+        // SAFETY: as in `as_array_view`; `&mut self` and the alias check above make the mutable
+        // view unique as far as this tensor handle can tell.
+        let mut view =
+            unsafe { ArrayViewMutD::from_shape_ptr(IxDyn(&shape).strides(IxDyn(&strides)), base) };
+        for axis in flips {
+            view.invert_axis(ndarray::Axis(axis));
+        }
+        Ok(view)
+    }
+
+    /// The lowest element address, the shape, the absolute strides and the axes to flip back.
+    fn positive_layout<T>(&self) -> (*mut T, Vec<usize>, Vec<usize>, Vec<usize>) {
+        let mut base = self.data_ptr() as *mut T;
+        let mut flips = Vec::new();
+        let empty = self.numel() == 0;
+        for (axis, (&n, &s)) in self.shape.iter().zip(&self.strides).enumerate() {
+            if s < 0 && n > 1 && !empty {
+                base = base.wrapping_offset(((n - 1) * s) as isize);
+                flips.push(axis);
+            }
+        }
+        let shape = self.shape.iter().map(|&n| n as usize).collect();
+        let strides = self
+            .strides
+            .iter()
+            .map(|&s| if empty { 0 } else { s.unsigned_abs() as usize })
+            .collect();
+        (base, shape, strides, flips)
+    }
+}
