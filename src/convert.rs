@@ -302,11 +302,17 @@ pub fn decide(src: &Source, opts: &Options) -> Result<Decision> {
         },
         Mode::ShareOrCopy if device_change => (
             Reason::DeviceChange,
-            format!("the target device is {target_device}, the data is on {}", src.device),
+            format!(
+                "the target device is {target_device}, the data is on {}",
+                src.device
+            ),
         ),
         Mode::ShareOrCopy if dtype_change => (
             Reason::DtypeChange,
-            format!("the target dtype is {target_dtype}, the data is {}", src.dtype),
+            format!(
+                "the target dtype is {target_dtype}, the data is {}",
+                src.dtype
+            ),
         ),
         Mode::ShareOrCopy => obstacles
             .into_iter()
@@ -318,11 +324,18 @@ pub fn decide(src: &Source, opts: &Options) -> Result<Decision> {
         ),
     };
     if reason == Reason::None {
-        let how = if src.read_only { "read-only" } else { "writable" };
+        let how = if src.read_only {
+            "read-only"
+        } else {
+            "writable"
+        };
         return Ok(Decision {
             shared: true,
             reason,
-            detail: format!("shared: {how} {} memory on {}, no copy", src.dtype, src.device),
+            detail: format!(
+                "shared: {how} {} memory on {}, no copy",
+                src.dtype, src.device
+            ),
         });
     }
     check_copy_possible(src, target_dtype, target_device, opts)?;
@@ -392,7 +405,13 @@ pub fn convert(
             .iter()
             .zip(&src.shape)
             .zip(&c)
-            .map(|((&s, &n), &cs)| if n <= 1 && s % item != 0 { cs } else { s / item })
+            .map(|((&s, &n), &cs)| {
+                if n <= 1 && s % item != 0 {
+                    cs
+                } else {
+                    s / item
+                }
+            })
             .collect();
         let tensor = Tensor {
             storage: owner(),

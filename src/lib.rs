@@ -8,15 +8,23 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+/// cbindgen:ignore
 pub mod convert;
+/// cbindgen:ignore
 pub mod device;
 pub mod dlpack;
+/// cbindgen:ignore
 pub mod dtype;
+/// cbindgen:ignore
 pub mod error;
 pub mod ffi;
+/// cbindgen:ignore
 pub mod kernels;
+/// cbindgen:ignore
 pub mod layout;
+/// cbindgen:ignore
 pub mod storage;
+/// cbindgen:ignore
 pub mod tensor;
 
 pub use convert::{Decision, Mode, Options, Reason, Source};

@@ -126,7 +126,9 @@ impl Storage {
         match self.kind {
             // SAFETY: owned storage is a live allocation of at least `nbytes` bytes, and
             // `&mut self` proves nobody else can see it.
-            Kind::Owned(_) => Some(unsafe { std::slice::from_raw_parts_mut(self.ptr, self.nbytes) }),
+            Kind::Owned(_) => {
+                Some(unsafe { std::slice::from_raw_parts_mut(self.ptr, self.nbytes) })
+            }
             Kind::Foreign(_) => None,
         }
     }

@@ -103,7 +103,12 @@ impl Tensor {
         };
         let first = array.as_ptr() as *mut u8;
         let nbytes = array.len() * std::mem::size_of::<T>();
-        let storage = Storage::foreign(first, nbytes, Device::CPU, Release::new(move || drop(array)));
+        let storage = Storage::foreign(
+            first,
+            nbytes,
+            Device::CPU,
+            Release::new(move || drop(array)),
+        );
         Tensor {
             storage: Arc::new(storage),
             data: first,
@@ -177,7 +182,8 @@ impl Tensor {
         if T::DTYPE != self.dtype {
             return Err(Error::InvalidArgument(format!(
                 "tensor has dtype {} but the view asks for {}; convert the tensor first",
-                self.dtype, T::DTYPE
+                self.dtype,
+                T::DTYPE
             )));
         }
         if !self.device().is_host_accessible() {

@@ -7,17 +7,24 @@
 use std::ffi::c_void;
 use std::mem::{offset_of, size_of};
 
+/// cbindgen:ignore
 pub mod export;
+/// cbindgen:ignore
 pub mod import;
 
+/// cbindgen:ignore
 pub const DLPACK_MAJOR_VERSION: u32 = 1;
+/// cbindgen:ignore
 pub const DLPACK_MINOR_VERSION: u32 = 3;
 
 /// Bit 0 of `DLManagedTensorVersioned::flags`: the consumer must not write.
+/// cbindgen:ignore
 pub const FLAG_READ_ONLY: u64 = 1 << 0;
 /// Bit 1: the producer made a copy that the consumer owns alone.
+/// cbindgen:ignore
 pub const FLAG_IS_COPIED: u64 = 1 << 1;
 /// Bit 2: sub-byte elements are padded to one byte each.
+/// cbindgen:ignore
 pub const FLAG_IS_SUBBYTE_TYPE_PADDED: u64 = 1 << 2;
 
 #[repr(C)]

@@ -202,7 +202,9 @@ fn view_source(v: &dlshare_view) -> Result<Source> {
             return Ok(Vec::new());
         }
         if p.is_null() {
-            return Err(Error::NullArgument(format!("view.{what} is NULL but ndim is {ndim}")));
+            return Err(Error::NullArgument(format!(
+                "view.{what} is NULL but ndim is {ndim}"
+            )));
         }
         // SAFETY: documented contract: non-NULL shape/strides hold `ndim` values.
         Ok(unsafe { std::slice::from_raw_parts(p, ndim) }.to_vec())

@@ -32,7 +32,8 @@ pub unsafe extern "C" fn dlshare_tensor_from_dlpack(
         let (m, slot) = unsafe { (arg(managed, "managed")?, out(out_tensor, "out_tensor")?) };
         let opts = options_from(options)?;
         // SAFETY: `m` is a valid managed tensor the caller owns.
-        let (tensor, decision) = unsafe { import::import_versioned(std::ptr::from_ref(m).cast_mut(), &opts)? };
+        let (tensor, decision) =
+            unsafe { import::import_versioned(std::ptr::from_ref(m).cast_mut(), &opts)? };
         slot.write(handles::insert(tensor)?);
         Ok(decision)
     })
@@ -55,7 +56,8 @@ pub unsafe extern "C" fn dlshare_tensor_from_dlpack_legacy(
         let (m, slot) = unsafe { (arg(managed, "managed")?, out(out_tensor, "out_tensor")?) };
         let opts = options_from(options)?;
         // SAFETY: `m` is a valid managed tensor the caller owns.
-        let (tensor, decision) = unsafe { import::import_legacy(std::ptr::from_ref(m).cast_mut(), &opts)? };
+        let (tensor, decision) =
+            unsafe { import::import_legacy(std::ptr::from_ref(m).cast_mut(), &opts)? };
         slot.write(handles::insert(tensor)?);
         Ok(decision)
     })

@@ -59,11 +59,15 @@ fn invalid(handle: *const dlshare_tensor) -> Error {
 }
 
 fn lock_read() -> std::sync::RwLockReadGuard<'static, Table> {
-    TABLE.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    TABLE
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn lock_write() -> std::sync::RwLockWriteGuard<'static, Table> {
-    TABLE.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    TABLE
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Registers a tensor and returns its new handle (one owner).

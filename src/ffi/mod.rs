@@ -173,6 +173,7 @@ pub(crate) unsafe fn arg<'a, T>(p: *const T, name: &str) -> Result<&'a T> {
 /// `p`, when not NULL, must point to writable memory for a `T`.
 pub(crate) unsafe fn out<'a, T>(p: *mut T, name: &str) -> Result<&'a mut std::mem::MaybeUninit<T>> {
     // SAFETY: forwarded caller contract; MaybeUninit lets us accept uninitialised storage.
-    unsafe { p.cast::<std::mem::MaybeUninit<T>>().as_mut() }
-        .ok_or_else(|| Error::NullArgument(format!("{name} is NULL; pass where to store the result")))
+    unsafe { p.cast::<std::mem::MaybeUninit<T>>().as_mut() }.ok_or_else(|| {
+        Error::NullArgument(format!("{name} is NULL; pass where to store the result"))
+    })
 }

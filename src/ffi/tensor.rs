@@ -31,7 +31,9 @@ fn create(
         let dims: &[i64] = if ndim == 0 {
             &[]
         } else if shape.is_null() {
-            return Err(Error::NullArgument(format!("shape is NULL but ndim is {ndim}")));
+            return Err(Error::NullArgument(format!(
+                "shape is NULL but ndim is {ndim}"
+            )));
         } else {
             // SAFETY: documented contract: `shape` holds `ndim` values.
             unsafe { std::slice::from_raw_parts(shape, ndim as usize) }
@@ -184,7 +186,9 @@ pub unsafe extern "C" fn dlshare_tensor_strides(
     tensor: *const dlshare_tensor,
     strides_out: *mut *const i64,
 ) -> dlshare_status {
-    read(tensor, strides_out, "strides_out", |t| Ok(t.strides().as_ptr()))
+    read(tensor, strides_out, "strides_out", |t| {
+        Ok(t.strides().as_ptr())
+    })
 }
 
 /// Element type.
@@ -232,7 +236,9 @@ pub unsafe extern "C" fn dlshare_tensor_byte_offset(
     tensor: *const dlshare_tensor,
     byte_offset_out: *mut u64,
 ) -> dlshare_status {
-    read(tensor, byte_offset_out, "byte_offset_out", |t| Ok(t.byte_offset()))
+    read(tensor, byte_offset_out, "byte_offset_out", |t| {
+        Ok(t.byte_offset())
+    })
 }
 
 /// Bytes the elements occupy (number of elements x item size).
@@ -256,7 +262,9 @@ pub unsafe extern "C" fn dlshare_tensor_is_read_only(
     tensor: *const dlshare_tensor,
     read_only_out: *mut bool,
 ) -> dlshare_status {
-    read(tensor, read_only_out, "read_only_out", |t| Ok(t.is_read_only()))
+    read(tensor, read_only_out, "read_only_out", |t| {
+        Ok(t.is_read_only())
+    })
 }
 
 /// Whether the tensor is C-contiguous (row-major; axes of extent 1 ignored).
@@ -268,7 +276,9 @@ pub unsafe extern "C" fn dlshare_tensor_is_c_contiguous(
     tensor: *const dlshare_tensor,
     contiguous_out: *mut bool,
 ) -> dlshare_status {
-    read(tensor, contiguous_out, "contiguous_out", |t| Ok(t.is_c_contiguous()))
+    read(tensor, contiguous_out, "contiguous_out", |t| {
+        Ok(t.is_c_contiguous())
+    })
 }
 
 /// Whether the tensor is Fortran-contiguous (column-major; axes of extent 1 ignored).
@@ -280,7 +290,9 @@ pub unsafe extern "C" fn dlshare_tensor_is_f_contiguous(
     tensor: *const dlshare_tensor,
     contiguous_out: *mut bool,
 ) -> dlshare_status {
-    read(tensor, contiguous_out, "contiguous_out", |t| Ok(t.is_f_contiguous()))
+    read(tensor, contiguous_out, "contiguous_out", |t| {
+        Ok(t.is_f_contiguous())
+    })
 }
 
 /// Whether two tensors share the same storage (the same producer's memory or allocation).

@@ -45,14 +45,22 @@ pub unsafe fn copy_to_contiguous(src: &Source<'_>, dst: &mut [u8], dst_dtype: DT
         can_cast(src.dtype, dst_dtype)?;
     }
     let in_item = src.dtype.item_size();
-    let swap_unit = if src.byte_swapped { src.dtype.swap_unit() } else { 1 };
+    let swap_unit = if src.byte_swapped {
+        src.dtype.swap_unit()
+    } else {
+        1
+    };
     let ndim = src.shape.len();
     let (inner_len, inner_stride) = if ndim == 0 {
         (1usize, 0i64)
     } else {
         (src.shape[ndim - 1] as usize, src.byte_strides[ndim - 1])
     };
-    let outer_shape = if ndim == 0 { &[][..] } else { &src.shape[..ndim - 1] };
+    let outer_shape = if ndim == 0 {
+        &[][..]
+    } else {
+        &src.shape[..ndim - 1]
+    };
     let mut index = vec![0i64; outer_shape.len()];
     let mut row_offset: isize = 0;
     let mut out = 0usize;
