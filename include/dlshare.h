@@ -564,6 +564,62 @@ enum dlshare_status dlshare_tensor_to_dlpack_legacy(const struct dlshare_tensor 
                                                     DLManagedTensor **out_managed);
 
 /*
+ Parses a NumPy `__array_interface__` typestr (`<f4`, `>i8`, `|b1`, `<c16`). `*swapped_out`
+ tells whether the data is in non-native byte order. Object, string, datetime, void and long
+ double typestrs give DLSHARE_ERR_UNSUPPORTED_DTYPE.
+
+ # Safety
+ `typestr` is a NUL-terminated string; outputs writable.
+ */
+enum dlshare_status dlshare_dtype_from_typestr(const char *typestr,
+                                               DLDataType *dtype_out,
+                                               bool *swapped_out);
+
+/*
+ Parses a dtype name: bool, int8..int64, uint8..uint64, float16, bfloat16, float32, float64,
+ complex64, complex128.
+
+ # Safety
+ `name` is a NUL-terminated string; `dtype_out` writable.
+ */
+enum dlshare_status dlshare_dtype_from_name(const char *name, DLDataType *dtype_out);
+
+/*
+ Writes the name of `dtype` ("float32", "float8_e4m3fn", "int32x4") into `buf` (capacity
+ `len` bytes, 32 is always enough).
+
+ # Safety
+ `buf` has `len` writable bytes.
+ */
+enum dlshare_status dlshare_dtype_name(DLDataType dtype, char *buf, size_t len);
+
+/*
+ Writes the native-order NumPy typestr of `dtype` ("<f4"; bfloat16 gives "|V2", which has no
+ NumPy type) into `buf` (capacity `len`; 8 is always enough). Types NumPy cannot describe give
+ DLSHARE_ERR_UNSUPPORTED_DTYPE.
+
+ # Safety
+ `buf` has `len` writable bytes.
+ */
+enum dlshare_status dlshare_dtype_typestr(DLDataType dtype, char *buf, size_t len);
+
+/*
+ Parses a device name: "cpu", "cuda", "cuda:1", "cuda_host:0" ... (a missing id means 0).
+
+ # Safety
+ `name` is a NUL-terminated string; `device_out` writable.
+ */
+enum dlshare_status dlshare_device_from_name(const char *name, DLDevice *device_out);
+
+/*
+ Writes the name of `device` ("cpu", "cuda:0") into `buf` (capacity `len`; 32 is enough).
+
+ # Safety
+ `buf` has `len` writable bytes.
+ */
+enum dlshare_status dlshare_device_name(DLDevice device, char *buf, size_t len);
+
+/*
  Creates a C-contiguous tensor with uninitialised contents, 256-byte aligned.
  `*out_tensor` is a new handle owned by the caller (release with `dlshare_tensor_release`).
 

@@ -114,6 +114,54 @@ impl Device {
     }
 }
 
+impl Device {
+    /// Parses `cpu`, `cuda`, `cuda:1`, `cuda_host:0` ... (the names `name()` gives; a missing id
+    /// means 0).
+    pub fn from_name(name: &str) -> Result<Device> {
+        use device_type::*;
+        let (base, id) = match name.split_once(':') {
+            Some((base, id)) => (
+                base,
+                id.parse::<i32>().map_err(|_| {
+                    Error::InvalidArgument(format!(
+                        "device '{name}': the id after ':' must be a number, as in 'cuda:0'"
+                    ))
+                })?,
+            ),
+            None => (name, 0),
+        };
+        let device_type = match base {
+            "cpu" => CPU,
+            "cuda" => CUDA,
+            "cuda_host" => CUDA_HOST,
+            "opencl" => OPENCL,
+            "vulkan" => VULKAN,
+            "metal" => METAL,
+            "vpi" => VPI,
+            "rocm" => ROCM,
+            "rocm_host" => ROCM_HOST,
+            "ext_dev" => EXT_DEV,
+            "cuda_managed" => CUDA_MANAGED,
+            "oneapi" => ONEAPI,
+            "webgpu" => WEBGPU,
+            "hexagon" => HEXAGON,
+            "maia" => MAIA,
+            "trn" => TRN,
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown device '{name}'; use 'cpu' or 'cuda:N' (or another DLPack device \
+                     name such as 'cuda_host:0')"
+                )));
+            }
+        };
+        Device {
+            device_type,
+            device_id: id,
+        }
+        .validate()
+    }
+}
+
 impl std::fmt::Display for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.name())

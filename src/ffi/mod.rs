@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 pub mod convert;
 pub mod dlpack;
 pub mod handles;
+pub mod names;
 pub mod tensor;
 pub mod version;
 
