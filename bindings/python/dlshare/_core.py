@@ -1,0 +1,565 @@
+"""Tensors and the three conversion modes over the C library. All decisions (share, copy, refuse,
+and why) are made by the library; this module translates Python objects into views, DLPack
+capsules and options, and results back."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import _capsule
+from ._errors import CannotShareError, UnsupportedDtypeError, check
+from ._ffi import ffi, lib
+
+SHARE, SHARE_OR_COPY, COPY = (
+    lib.DLSHARE_MODE_SHARE,
+    lib.DLSHARE_MODE_SHARE_OR_COPY,
+    lib.DLSHARE_MODE_COPY,
+)
+_MODES = {
+    "from_numpy": SHARE,
+    "share": SHARE,
+    "as_tensor": SHARE_OR_COPY,
+    "share_or_copy": SHARE_OR_COPY,
+    "tensor": COPY,
+    "copy": COPY,
+}
+_CPU = (lib.kDLCPU, 0)
+
+# ---------------------------------------------------------------------------------------------
+# dtypes and devices (names come from the library; cached per distinct value)
+
+_typestr_cache: dict[str, tuple[tuple[int, int, int], bool]] = {}
+_name_cache: dict[str, tuple[int, int, int]] = {}
+_dtype_name_cache: dict[tuple[int, int, int], str] = {}
+_typestr_of_cache: dict[tuple[int, int, int], str | None] = {}
+
+
+def _from_typestr(typestr: str) -> tuple[tuple[int, int, int], bool]:
+    hit = _typestr_cache.get(typestr)
+    if hit is None:
+        out = ffi.new("DLDataType *")
+        swapped = ffi.new("bool *")
+        check(lib.dlshare_dtype_from_typestr(typestr.encode(), out, swapped))
+        hit = ((out.code, out.bits, out.lanes), bool(swapped[0]))
+        _typestr_cache[typestr] = hit
+    return hit
+
+
+def _dtype_name(key: tuple[int, int, int]) -> str:
+    name = _dtype_name_cache.get(key)
+    if name is None:
+        buf = ffi.new("char[64]")
+        check(lib.dlshare_dtype_name(key, buf, 64))
+        name = _dtype_name_cache[key] = ffi.string(buf).decode()
+    return name
+
+
+def _typestr_of(key: tuple[int, int, int]) -> str | None:
+    if key not in _typestr_of_cache:
+        buf = ffi.new("char[16]")
+        status = lib.dlshare_dtype_typestr(key, buf, 16)
+        _typestr_of_cache[key] = ffi.string(buf).decode() if status == 0 else None
+    return _typestr_of_cache[key]
+
+
+def dtype_key(dtype: Any) -> tuple[int, int, int]:
+    """(code, bits, lanes) of a dtype given as a name ("float32", "bfloat16"), a NumPy dtype or
+    type, or a torch dtype."""
+    if isinstance(dtype, str):
+        hit = _name_cache.get(dtype)
+        if hit is not None:
+            return hit
+        out = ffi.new("DLDataType *")
+        if lib.dlshare_dtype_from_name(dtype.encode(), out) == 0:
+            hit = _name_cache[dtype] = (out.code, out.bits, out.lanes)
+            return hit
+    text = str(dtype)
+    if text.startswith("torch."):
+        return dtype_key(text[len("torch."):])
+    try:
+        np_dtype = np.dtype(dtype)
+    except TypeError as exc:
+        raise UnsupportedDtypeError(f"cannot interpret {dtype!r} as a dtype") from exc
+    key, _ = _from_typestr(np_dtype.newbyteorder("=").str)
+    return key
+
+
+def device_key(device: Any) -> tuple[int, int]:
+    """(device_type, device_id) of "cpu", "cuda:0", a torch.device or a DLPack tuple."""
+    if isinstance(device, tuple) and len(device) == 2:
+        return int(device[0]), int(device[1])
+    out = ffi.new("DLDevice *")
+    check(lib.dlshare_device_from_name(str(device).encode(), out))
+    return out.device_type, out.device_id
+
+
+def _device_name(key: tuple[int, int]) -> str:
+    buf = ffi.new("char[64]")
+    check(lib.dlshare_device_name(key, buf, 64))
+    return ffi.string(buf).decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# keeping Python owners alive while the library shares their memory
+
+_keep: dict[int, Any] = {}
+_tokens = itertools.count(1)
+
+
+@ffi.callback("void(void *)")
+def _release_owner(ctx):  # called by the library exactly once per successful view import
+    _keep.pop(int(ffi.cast("uintptr_t", ctx)), None)
+
+
+def _keep_alive(owner: Any) -> Any:
+    token = next(_tokens)
+    _keep[token] = owner
+    return ffi.cast("void *", token)
+
+
+class _Scratch(threading.local):
+    """Per-thread C structs reused by every call (allocation costs more than the call)."""
+
+    def __init__(self) -> None:
+        self.view = ffi.new("dlshare_view *")
+        self.shape = ffi.new("int64_t[64]")
+        self.strides = ffi.new("int64_t[64]")
+        self.options = ffi.new("dlshare_options *")
+        self.handle = ffi.new("dlshare_tensor **")
+        self.decision = ffi.new("dlshare_decision *")
+
+
+_scratch = _Scratch()
+
+
+def _options(s: _Scratch, mode: int, dtype, device, allow_read_only: bool, complex_to_real: bool):
+    o = s.options
+    o.mode = mode
+    o.has_dtype = dtype is not None
+    if dtype is not None:
+        o.dtype = dtype_key(dtype)
+    o.has_device = device is not None
+    if device is not None:
+        o.device = device_key(device)
+    o.allow_read_only = allow_read_only
+    o.allow_complex_to_real = complex_to_real
+    o.stream = ffi.NULL
+    return o
+
+
+def _reason_name(code: int) -> str | None:
+    return None if code == 0 else ffi.string(lib.dlshare_reason_name(code)).decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# the Tensor
+
+
+class Tensor:
+    """A dlshare tensor handle: memory shared with (or copied from) its source, refcounted in the
+    library. `.shared` and `.copy_reason` say how it was made."""
+
+    __slots__ = ("_handle", "_dl", "_flags", "shared", "copy_reason", "__weakref__")
+
+    def __init__(self) -> None:
+        raise TypeError("use dlshare.from_numpy, as_tensor, tensor or from_dlpack")
+
+    @classmethod
+    def _wrap(cls, handle, shared: bool, copy_reason: str | None) -> Tensor:
+        t = object.__new__(cls)
+        t._handle = handle
+        t._dl = None
+        t.shared = shared
+        t.copy_reason = copy_reason
+        return t
+
+    def __del__(self, _release=lib.dlshare_tensor_release) -> None:
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            self._handle = None
+            _release(handle)
+
+    def _info(self):
+        if self._dl is None:
+            dl = ffi.new("DLTensor *")
+            flags = ffi.new("uint64_t *")
+            check(lib.dlshare_tensor_info(self._handle, dl, flags))
+            self._dl, self._flags = dl, int(flags[0])
+        return self._dl
+
+    # -- properties ----------------------------------------------------------------------------
+    @property
+    def ndim(self) -> int:
+        return self._info().ndim
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        dl = self._info()
+        return tuple(dl.shape[0 : dl.ndim]) if dl.ndim else ()
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """Strides in elements (as PyTorch)."""
+        dl = self._info()
+        return tuple(dl.strides[0 : dl.ndim]) if dl.ndim else ()
+
+    @property
+    def _dtype_key(self) -> tuple[int, int, int]:
+        d = self._info().dtype
+        return (d.code, d.bits, d.lanes)
+
+    @property
+    def dtype(self) -> str:
+        return _dtype_name(self._dtype_key)
+
+    @property
+    def itemsize(self) -> int:
+        d = self._info().dtype
+        return max(1, d.bits * d.lanes // 8)
+
+    @property
+    def device(self) -> str:
+        dev = self._info().device
+        return _device_name((dev.device_type, dev.device_id))
+
+    @property
+    def data_ptr(self) -> int:
+        """Address of the first element."""
+        dl = self._info()
+        return int(ffi.cast("uintptr_t", dl.data)) + dl.byte_offset
+
+    @property
+    def nbytes(self) -> int:
+        out = ffi.new("uint64_t *")
+        check(lib.dlshare_tensor_nbytes(self._handle, out))
+        return int(out[0])
+
+    @property
+    def readonly(self) -> bool:
+        self._info()
+        return bool(self._flags & lib.DLPACK_FLAG_BITMASK_READ_ONLY)
+
+    def is_contiguous(self) -> bool:
+        out = ffi.new("bool *")
+        check(lib.dlshare_tensor_is_c_contiguous(self._handle, out))
+        return bool(out[0])
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        how = "shared" if self.shared else f"copied: {self.copy_reason}"
+        ro = ", readonly" if self.readonly else ""
+        return (
+            f"dlshare.Tensor(shape={self.shape}, dtype={self.dtype}, device={self.device}, "
+            f"{how}{ro})"
+        )
+
+    # -- NumPy ---------------------------------------------------------------------------------
+    @property
+    def __array_interface__(self) -> dict:
+        dl = self._info()
+        if dl.device.device_type not in (lib.kDLCPU, lib.kDLCUDAHost):
+            raise BufferError(f"a {self.device} tensor is not in CPU memory; use .to('cpu')")
+        typestr = _typestr_of(self._dtype_key)
+        if typestr is None or typestr.startswith("|V"):
+            raise TypeError(
+                f"{self.dtype} has no NumPy dtype; convert first, e.g. .to('float32'), or "
+                "share it with torch.from_dlpack"
+            )
+        itemsize = self.itemsize
+        return {
+            "version": 3,
+            "data": (self.data_ptr, self.readonly),
+            "shape": self.shape,
+            "strides": tuple(s * itemsize for s in self.strides),
+            "typestr": typestr,
+        }
+
+    def numpy(self) -> np.ndarray:
+        """A zero-copy NumPy view (non-writeable for a read-only tensor); keeps the tensor
+        alive."""
+        return np.asarray(self)
+
+    # -- DLPack (Array API standard) -----------------------------------------------------------
+    def __dlpack_device__(self) -> tuple[int, int]:
+        dev = self._info().device
+        return (int(dev.device_type), int(dev.device_id))
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        if stream is not None and stream != -1 and self.__dlpack_device__()[0] == lib.kDLCPU:
+            raise BufferError("stream must be None for a CPU tensor")
+        source = self
+        if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():
+            if copy is False:
+                raise BufferError(
+                    f"dl_device={tuple(dl_device)} differs from the tensor's "
+                    f"{self.__dlpack_device__()} and copy=False forbids the copy"
+                )
+            source = self.to(device=tuple(dl_device), copy=True)
+        elif copy:
+            source = self.clone()
+        versioned = max_version is not None and tuple(max_version)[0] >= 1
+        if versioned:
+            out = ffi.new("DLManagedTensorVersioned **")
+            check(lib.dlshare_tensor_to_dlpack(source._handle, out))
+        else:
+            if source.readonly:
+                raise BufferError(
+                    "a read-only tensor cannot be exported as a legacy DLPack capsule (it has "
+                    "no read-only flag); ask for max_version=(1, 0) or copy it"
+                )
+            out = ffi.new("DLManagedTensor **")
+            check(lib.dlshare_tensor_to_dlpack_legacy(source._handle, out))
+        return _capsule.make(out[0], versioned)
+
+    # -- conversions ---------------------------------------------------------------------------
+    def _convert(self, mode: int, dtype=None, device=None, allow_read_only=True) -> Tensor:
+        s = _scratch
+        opts = _options(s, mode, dtype, device, allow_read_only, True)
+        check(lib.dlshare_tensor_convert(self._handle, opts, s.handle, s.decision), s.decision)
+        d = s.decision
+        return Tensor._wrap(s.handle[0], bool(d.shared), _reason_name(d.reason))
+
+    def to(self, dtype=None, device=None, copy: bool = False) -> Tensor:
+        """Converted tensor: shares when nothing changes (unless copy=True), else copies."""
+        return self._convert(COPY if copy else SHARE_OR_COPY, dtype, device)
+
+    def clone(self) -> Tensor:
+        return self._convert(COPY)
+
+    def contiguous(self) -> Tensor:
+        return self if self.is_contiguous() else self._convert(COPY)
+
+
+# ---------------------------------------------------------------------------------------------
+# sources: NumPy-style views and DLPack producers
+
+
+def _view_from_interface(s: _Scratch, iface: dict):
+    data = iface.get("data")
+    if not isinstance(data, tuple):
+        return None  # a buffer object instead of (pointer, read_only): let NumPy resolve it
+    if iface.get("mask") is not None:
+        raise UnsupportedDtypeError("masked arrays cannot be tensors; fill the mask first")
+    key, swapped = _from_typestr(iface["typestr"])
+    v = s.view
+    v.data = ffi.cast("void *", data[0])
+    v.dtype = key
+    shape = iface["shape"]
+    v.ndim = len(shape)
+    if v.ndim > 64:
+        raise ValueError(f"{v.ndim} dimensions: at most 64 are supported")
+    s.shape[0 : len(shape)] = shape
+    v.shape = s.shape
+    strides = iface.get("strides")
+    if strides is None:
+        v.byte_strides = ffi.NULL
+    else:
+        s.strides[0 : len(strides)] = strides
+        v.byte_strides = s.strides
+    v.device = _CPU
+    v.flags = (lib.DLSHARE_VIEW_READ_ONLY if data[1] else 0) | (
+        lib.DLSHARE_VIEW_BYTE_SWAPPED if swapped else 0
+    )
+    v.release = _release_owner
+    return v
+
+
+def _as_ndarray(obj: Any) -> np.ndarray | None:
+    """NumPy's view of `obj` when it is array-like without DLPack (pandas, buffers, array
+    interface); None for Python scalars and sequences."""
+    if isinstance(obj, np.ndarray):
+        return obj
+    module = type(obj).__module__
+    if module.startswith("pandas"):
+        return np.asarray(obj.to_numpy() if hasattr(obj, "to_numpy") else obj)
+    if hasattr(obj, "__array_interface__") or hasattr(obj, "__array__"):
+        return np.asarray(obj)
+    try:
+        return np.asarray(memoryview(obj))
+    except TypeError:
+        return None
+
+
+def _infer_sequence(obj: Any, dtype) -> np.ndarray:
+    """Python scalars and nested lists, with torch.tensor's dtype inference."""
+    arr = np.asarray(obj)
+    if dtype is not None:
+        return arr
+    kind = arr.dtype.kind
+    if kind == "c":
+        return arr.astype(np.complex64)
+    if kind == "f":
+        return arr.astype(np.float32)
+    if kind == "b":
+        return arr
+    if kind in "iu":
+        return arr.astype(np.int64)
+    raise UnsupportedDtypeError(
+        f"cannot make a tensor of {type(obj).__name__} with NumPy dtype {arr.dtype}; only "
+        "numbers and booleans"
+    )
+
+
+def _call_dlpack(obj: Any):
+    try:
+        return obj.__dlpack__(max_version=(1, 3))
+    except TypeError:
+        return obj.__dlpack__()
+
+
+def _from_capsule(capsule, mode, dtype, device, allow_read_only, explain_only=False):
+    managed, versioned = _capsule.open(capsule)
+    s = _scratch
+    opts = _options(s, mode, dtype, device, allow_read_only, True)
+    if explain_only:
+        fn = lib.dlshare_explain_dlpack if versioned else lib.dlshare_explain_dlpack_legacy
+        check(fn(managed, opts, s.decision), s.decision)
+        return s.decision
+    fn = lib.dlshare_tensor_from_dlpack if versioned else lib.dlshare_tensor_from_dlpack_legacy
+    check(fn(managed, opts, s.handle, s.decision), s.decision)
+    _capsule.mark_used(capsule, versioned)
+    d = s.decision
+    return Tensor._wrap(s.handle[0], bool(d.shared), _reason_name(d.reason))
+
+
+def _from_ndarray(arr: np.ndarray, mode, dtype, device, allow_read_only, explain_only=False):
+    s = _scratch
+    view = _view_from_interface(s, arr.__array_interface__)
+    if view is None:
+        return _from_ndarray(np.asarray(arr), mode, dtype, device, allow_read_only, explain_only)
+    opts = _options(s, mode, dtype, device, allow_read_only, True)
+    if explain_only:
+        view.release_ctx = ffi.NULL
+        check(lib.dlshare_explain_view(view, opts, s.decision), s.decision)
+        return s.decision
+    token = _keep_alive(arr)
+    view.release_ctx = token
+    status = lib.dlshare_tensor_from_view(view, opts, s.handle, s.decision)
+    if status != 0:
+        _keep.pop(int(ffi.cast("uintptr_t", token)), None)
+        check(status, s.decision)
+    d = s.decision
+    return Tensor._wrap(s.handle[0], bool(d.shared), _reason_name(d.reason))
+
+
+def _convert(obj: Any, mode: int, dtype, device, allow_read_only: bool, explain_only=False):
+    if isinstance(obj, np.ndarray):
+        return _from_ndarray(obj, mode, dtype, device, allow_read_only, explain_only)
+    if isinstance(obj, Tensor):
+        if explain_only:
+            s = _scratch
+            opts = _options(s, mode, dtype, device, allow_read_only, True)
+            check(lib.dlshare_explain_tensor(obj._handle, opts, s.decision), s.decision)
+            return s.decision
+        return obj._convert(mode, dtype, device, allow_read_only)
+    if hasattr(obj, "__dlpack__") and not type(obj).__module__.startswith("pandas"):
+        return _from_capsule(_call_dlpack(obj), mode, dtype, device, allow_read_only, explain_only)
+    arr = _as_ndarray(obj)
+    if arr is not None:
+        return _from_ndarray(arr, mode, dtype, device, allow_read_only, explain_only)
+    if explain_only:
+        return None
+    t = _from_ndarray(_infer_sequence(obj, dtype), COPY, dtype, device, False)
+    t.copy_reason = "not_an_array"
+    return t
+
+
+# ---------------------------------------------------------------------------------------------
+# the public functions
+
+
+def from_numpy(arr: np.ndarray, *, readonly: bool = False) -> Tensor:
+    """Share a NumPy array's memory, or raise CannotShareError (with `.reason`). Like
+    torch.from_numpy; `readonly=True` shares read-only memory as a read-only tensor."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(arr).__name__}")
+    return _from_ndarray(arr, SHARE, None, None, readonly)
+
+
+def as_tensor(obj: Any, dtype=None, device=None) -> Tensor:
+    """Share when possible, otherwise copy (always copies for a dtype or device change). Like
+    torch.as_tensor."""
+    return _convert(obj, SHARE_OR_COPY, dtype, device, False)
+
+
+def tensor(obj: Any, dtype=None, device=None) -> Tensor:
+    """Always copy. Like torch.tensor."""
+    return _convert(obj, COPY, dtype, device, False)
+
+
+def from_dlpack(obj: Any, *, device=None, copy: bool | None = None) -> Tensor:
+    """Consume any `__dlpack__` producer (or an unconsumed DLPack capsule). copy=None shares when
+    possible, copy=True always copies, copy=False shares or raises. Read-only producers give
+    read-only tensors."""
+    mode = SHARE_OR_COPY if copy is None else (COPY if copy else SHARE)
+    capsule = obj if type(obj).__name__ == "PyCapsule" else _call_dlpack(obj)
+    return _from_capsule(capsule, mode, None, device, True)
+
+
+class Explanation(NamedTuple):
+    """What a conversion would do: `.shared`, `.reason` (None when shared), `.detail`."""
+
+    shared: bool
+    reason: str | None
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def explain(obj: Any, dtype=None, device=None, mode: str = "as_tensor") -> Explanation:
+    """Say whether `mode` ("from_numpy", "as_tensor" or "tensor") would share `obj`, and why
+    not. Converts nothing. A refusal (from_numpy) is explained, not raised."""
+    try:
+        code = _MODES[mode]
+    except KeyError:
+        raise ValueError(f"mode must be one of {sorted(_MODES)}, got {mode!r}") from None
+    try:
+        d = _convert(obj, code, dtype, device, False, explain_only=True)
+    except CannotShareError as exc:
+        return Explanation(False, exc.reason, str(exc))
+    if d is None:
+        return Explanation(
+            False, "not_an_array", f"{type(obj).__name__} is not an array: the data is copied"
+        )
+    return Explanation(
+        bool(d.shared), _reason_name(d.reason), ffi.string(d.detail).decode("utf-8", "replace")
+    )
+
+
+def _byte_range(obj: Any) -> tuple[int, int]:
+    if isinstance(obj, Tensor):
+        ptr, shape, strides, item = obj.data_ptr, obj.shape, obj.strides, obj.itemsize
+        strides = tuple(s * item for s in strides)
+    else:
+        if not hasattr(obj, "__array_interface__") and hasattr(obj, "__dlpack__"):
+            return _byte_range(from_dlpack(obj, copy=False))
+        arr = np.asarray(obj)
+        ptr, shape, strides, item = (
+            arr.__array_interface__["data"][0], arr.shape, arr.strides, arr.itemsize
+        )
+    if 0 in shape:
+        return (ptr, ptr)
+    lo = sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
+    hi = sum((n - 1) * s for n, s in zip(shape, strides) if s > 0) + item
+    return (ptr + lo, ptr + hi)
+
+
+def shares_memory(a: Any, b: Any) -> bool:
+    """Whether the memory spans of two arrays/tensors overlap (NumPy's may_share_memory test)."""
+    a0, a1 = _byte_range(a)
+    b0, b1 = _byte_range(b)
+    return a0 < b1 and b0 < a1
+
+
+def live_tensor_count() -> int:
+    """Storages alive in the library (for leak tests)."""
+    return int(lib.dlshare_live_tensor_count())
