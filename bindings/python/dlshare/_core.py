@@ -163,7 +163,7 @@ class Tensor:
     """A dlshare tensor handle: memory shared with (or copied from) its source, refcounted in the
     library. `.shared` and `.copy_reason` say how it was made."""
 
-    __slots__ = ("_handle", "_dl", "_flags", "shared", "copy_reason", "__weakref__")
+    __slots__ = ("_handle", "_dl", "_flags", "shared", "copy_reason", "meta", "__weakref__")
 
     def __init__(self) -> None:
         raise TypeError("use dlshare.from_numpy, as_tensor, tensor or from_dlpack")
@@ -175,6 +175,7 @@ class Tensor:
         t._dl = None
         t.shared = shared
         t.copy_reason = copy_reason
+        t.meta = None  # helpers record extra facts here (e.g. from_dataframe's column names)
         return t
 
     def __del__(self, _release=lib.dlshare_tensor_release) -> None:
