@@ -1,0 +1,2 @@
+/* main.c compiled as C++17. */
+#include "main.c"
