@@ -178,6 +178,32 @@ impl Tensor {
         Arc::ptr_eq(&self.storage, &other.storage)
     }
 
+    /// The byte range `[lo, hi)` the elements span (empty for zero-size tensors).
+    pub fn byte_span(&self) -> (usize, usize) {
+        let item = self.dtype.item_size();
+        let strides = layout::byte_strides(&self.strides, item).unwrap_or_default();
+        let first = self.data_ptr() as usize;
+        match layout::byte_extent(&self.shape, &strides, item) {
+            Ok((lo, hi)) if lo != hi => (
+                first.wrapping_add_signed(lo as isize),
+                first.wrapping_add_signed(hi as isize),
+            ),
+            _ => (first, first),
+        }
+    }
+
+    /// Whether writes through one tensor can be seen through the other: the same storage, or
+    /// overlapping byte spans on the same device (NumPy's `may_share_memory` test), which also
+    /// catches memory that reached dlshare twice through different routes (e.g. a re-imported
+    /// DLPack export).
+    pub fn shares_memory_with(&self, other: &Tensor) -> bool {
+        if self.shares_storage_with(other) {
+            return true;
+        }
+        let ((a0, a1), (b0, b1)) = (self.byte_span(), other.byte_span());
+        self.device() == other.device() && a0 < b1 && b0 < a1
+    }
+
     fn check_view<T: Element>(&self) -> Result<()> {
         if T::DTYPE != self.dtype {
             return Err(Error::InvalidArgument(format!(

@@ -295,7 +295,8 @@ pub unsafe extern "C" fn dlshare_tensor_is_f_contiguous(
     })
 }
 
-/// Whether two tensors share the same storage (the same producer's memory or allocation).
+/// Whether writes through one tensor can be seen through the other: the same storage, or
+/// overlapping memory on the same device (however each reached dlshare).
 ///
 /// # Safety
 /// `shared_out` writable.
@@ -306,6 +307,6 @@ pub unsafe extern "C" fn dlshare_tensor_shares_memory(
     shared_out: *mut bool,
 ) -> dlshare_status {
     read(a, shared_out, "shared_out", |ta| {
-        Ok(ta.shares_storage_with(&*handles::get(b)?))
+        Ok(ta.shares_memory_with(&handles::get(b)?))
     })
 }
