@@ -767,7 +767,8 @@ enum dlshare_status dlshare_tensor_is_f_contiguous(const struct dlshare_tensor *
                                                    bool *contiguous_out);
 
 /*
- Whether two tensors share the same storage (the same producer's memory or allocation).
+ Whether writes through one tensor can be seen through the other: the same storage, or
+ overlapping memory on the same device (however each reached dlshare).
 
  # Safety
  `shared_out` writable.

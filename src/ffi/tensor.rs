@@ -307,6 +307,6 @@ pub unsafe extern "C" fn dlshare_tensor_shares_memory(
     shared_out: *mut bool,
 ) -> dlshare_status {
     read(a, shared_out, "shared_out", |ta| {
-        Ok(ta.shares_memory_with(&handles::get(b)?))
+        Ok(ta.shares_memory_with(&*handles::get(b)?))
     })
 }
