@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the build, the demo and the tests need, idempotently, on a fresh Debian 12
 # machine with Rust and Python 3 (what this project's machines come with). Safe to re-run: each
-# step checks first and does nothing when its tool is already there.
+# step checks first and does nothing when its tool is already there
+# (the Python package from this checkout is always reinstalled).
 set -euo pipefail
 
 say() { printf '[setup] %s\n' "$*"; }
@@ -32,15 +33,23 @@ if command -v rustup >/dev/null; then
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 fi
 
-# Python packages: torch ships the upstream DLPack header (ATen/dlpack.h) that the C tests
-# include in both orders with ours; numpy is used by the reference-data generator.
+# Python packages: the real libraries the tests compare against (torch also ships the upstream
+# DLPack header, ATen/dlpack.h, that the C tests include in both orders with ours), cffi for
+# the binding, pytest; only what is missing is installed.
 PY=${PYTHON:-python3}
-export PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+export PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 need_pip=()
-"$PY" -c "import numpy" 2>/dev/null || need_pip+=(numpy)
-"$PY" -c "import torch" 2>/dev/null || need_pip+=(torch)
+for module in numpy pandas cffi pytest setuptools wheel torch jax; do
+  "$PY" -c "import $module" 2>/dev/null || need_pip+=("$module")
+done
 if [ ${#need_pip[@]} -gt 0 ]; then
-  say "pip install ${need_pip[*]} (torch is large: a few minutes)"
+  say "pip install ${need_pip[*]} (torch is large: a few minutes the first time)"
   "$PY" -m pip install -q "${need_pip[@]}"
 fi
+
+# The Python package itself, built from this checkout (cargo build inside), so the tests and the
+# demo use exactly this code.
+say "pip install ./bindings/python"
+"$PY" -m pip install -q --no-deps --force-reinstall ./bindings/python
+rm -rf bindings/python/build bindings/python/*.egg-info
 say "ready: $(cmake --version | head -n1), $(cargo --version), python $("$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__)')"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test: formatting, lints, the header check and the Rust
-# tests (cargo test), then the C tests against the installed CMake package (ctest).
+# tests (cargo test), the C tests against the installed CMake package (ctest), and the Python
+# tests against the installed Python package (pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,4 +14,6 @@ echo "== cargo test"
 cargo test
 echo "== C tests (CMake package + ctest)"
 bash tests/c/run.sh
+echo "== Python tests (pytest, against the installed package)"
+python3 -m pytest tests/python -q -p no:cacheprovider
 echo "== all tests passed"
