@@ -25,8 +25,15 @@ fn per_call(iterations: u32, mut f: impl FnMut()) -> f64 {
 fn main() {
     let shape = [4i64, 4];
     let mut handle: *mut dlshare_tensor = std::ptr::null_mut();
-    let dtype = DLDataType { code: 2, bits: 32, lanes: 1 };
-    let cpu = DLDevice { device_type: 1, device_id: 0 };
+    let dtype = DLDataType {
+        code: 2,
+        bits: 32,
+        lanes: 1,
+    };
+    let cpu = DLDevice {
+        device_type: 1,
+        device_id: 0,
+    };
     // SAFETY: valid shape and output pointers.
     let status = unsafe { dlshare_tensor_zeros(dtype, 2, shape.as_ptr(), cpu, &mut handle) };
     assert_eq!(status as i32, 0);
@@ -57,7 +64,10 @@ fn main() {
     println!("handle table cost (ns per call, {n} calls)");
     println!("  dlshare_tensor_ndim via handle     {c_api:8.1}");
     println!("  Tensor::ndim in Rust (no table)    {rust:8.1}");
-    println!("  ratio (C API / Rust)               {:8.1}x", c_api / rust.max(0.1));
+    println!(
+        "  ratio (C API / Rust)               {:8.1}x",
+        c_api / rust.max(0.1)
+    );
     println!("  retain + release pair              {retain_release:8.1}");
     println!("  empty 4x4 f32 + release            {create_release:8.1}");
     dlshare_tensor_release(handle);
