@@ -274,6 +274,11 @@ impl Tensor {
         let mut base = self.data_ptr() as *mut T;
         let mut flips = Vec::new();
         let empty = self.numel() == 0;
+        if empty {
+            // A zero-size tensor may have NULL (or unaligned) data; ndarray needs a non-NULL,
+            // aligned pointer even when it reads nothing.
+            base = std::ptr::NonNull::<T>::dangling().as_ptr();
+        }
         for (axis, (&n, &s)) in self.shape.iter().zip(&self.strides).enumerate() {
             if s < 0 && n > 1 && !empty {
                 base = base.wrapping_offset(((n - 1) * s) as isize);
