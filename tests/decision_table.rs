@@ -210,6 +210,17 @@ impl Row {
     }
 }
 
+/// float64 with 4 lanes (32-byte elements).
+const F64X4: DLDataType = DLDataType {
+    code: 2,
+    bits: 64,
+    lanes: 4,
+};
+
+fn bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 + 3) as u8).collect()
+}
+
 fn f32s(n: usize) -> Vec<u8> {
     to_bytes(&(0..n).map(|i| i as f32 * 0.75 - 3.0).collect::<Vec<_>>())
 }
@@ -251,6 +262,15 @@ fn rows() -> Vec<Row> {
         )
         .strides(&[4, 48, 16]),
         Row::new("c_order_c128", C128, &[2, 2], c128.clone().repeat(2)),
+        // Elements wider than any computable type are copied unchanged, byte for byte.
+        Row::new("vector_f64x4_f_order", F64X4, &[2, 3], bytes(6 * 32)).strides(&[32, 64]),
+        Row::new(
+            "opaque_200_bits_every_other",
+            dt(3, 200),
+            &[3],
+            bytes(6 * 25),
+        )
+        .strides(&[50]),
         // Read-only memory.
         Row::new("read_only_f32", F32, &[3, 4], f32s(12))
             .flags(DLSHARE_VIEW_READ_ONLY)

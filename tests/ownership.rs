@@ -6,6 +6,7 @@
 mod common;
 
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
 
@@ -523,4 +524,92 @@ fn exported_tensors_are_independent_of_the_handle_table() {
     assert_eq!(zeros, [0.0; 5]);
     call_deleter_versioned(ev);
     assert_eq!(live(), start);
+}
+
+/// A handle the re-entrant deleter releases, and what it saw.
+static REENTRANT_TARGET: AtomicUsize = AtomicUsize::new(0);
+static REENTRANT_SEEN: AtomicUsize = AtomicUsize::new(0);
+
+unsafe extern "C" fn reentrant_deleter(m: *mut DLManagedTensorVersioned) {
+    // Calls back into dlshare from inside a release: must not deadlock on the handle table.
+    let target = REENTRANT_TARGET.load(Ordering::SeqCst) as *mut dlshare_tensor;
+    let mut dl = std::mem::MaybeUninit::<DLTensor>::uninit();
+    // SAFETY: writable output.
+    let s1 = unsafe { dlshare_tensor_info(target, dl.as_mut_ptr(), std::ptr::null_mut()) };
+    let s2 = dlshare_tensor_release(target);
+    let mut fresh = SENTINEL;
+    // SAFETY: valid pointers.
+    let s3 = unsafe { dlshare_tensor_zeros(U8, 1, [2i64].as_ptr(), CPU, &mut fresh) };
+    let s4 = dlshare_tensor_release(fresh);
+    if [s1, s2, s3, s4].iter().all(|&s| s == DLSHARE_OK) {
+        REENTRANT_SEEN.fetch_add(1, Ordering::SeqCst);
+    }
+    // SAFETY: `m` was leaked by the test; free it as its producer.
+    unsafe { drop(Box::from_raw(m)) };
+}
+
+#[test]
+fn a_deleter_may_call_back_into_dlshare() {
+    let _g = lock();
+    let data = Box::leak(Box::new([1.0f32, 2.0]));
+    let shape: &'static mut [i64] = Box::leak(Box::new([2i64]));
+    let m = Box::into_raw(Box::new(DLManagedTensorVersioned {
+        version: DLPackVersion { major: 1, minor: 3 },
+        manager_ctx: std::ptr::null_mut(),
+        deleter: Some(reentrant_deleter),
+        flags: 0,
+        dl_tensor: DLTensor {
+            data: data.as_mut_ptr().cast(),
+            device: CPU,
+            ndim: 1,
+            dtype: F32,
+            shape: shape.as_mut_ptr(),
+            strides: std::ptr::null_mut(),
+            byte_offset: 0,
+        },
+    }));
+    let mut other = SENTINEL;
+    // SAFETY: valid pointers.
+    ok(unsafe { dlshare_tensor_zeros(F64, 1, [3i64].as_ptr(), CPU, &mut other) });
+    REENTRANT_TARGET.store(other as usize, Ordering::SeqCst);
+    let (s, h, _) = import_versioned(m, &opts(SHARE));
+    ok(s);
+    release(h);
+    assert_eq!(
+        REENTRANT_SEEN.load(Ordering::SeqCst),
+        1,
+        "the deleter's calls failed"
+    );
+    fails(dlshare_tensor_release(other), DLSHARE_ERR_INVALID_HANDLE);
+}
+
+#[test]
+fn a_null_deleter_is_accepted() {
+    let _g = lock();
+    let data = [7u16, 8, 9];
+    let shape = [3i64];
+    for mode in [SHARE, COPY] {
+        let mut m = DLManagedTensorVersioned {
+            version: DLPackVersion { major: 1, minor: 3 },
+            manager_ctx: std::ptr::null_mut(),
+            deleter: None,
+            flags: FLAG_READ_ONLY,
+            dl_tensor: DLTensor {
+                data: data.as_ptr().cast_mut().cast(),
+                device: CPU,
+                ndim: 1,
+                dtype: U16,
+                shape: shape.as_ptr().cast_mut(),
+                strides: std::ptr::null_mut(),
+                byte_offset: 0,
+            },
+        };
+        let mut o = opts(mode);
+        o.allow_read_only = true;
+        let (s, h, d) = import_versioned(&mut m, &o);
+        ok(s);
+        assert_eq!(d.shared, mode == SHARE);
+        assert_eq!(from_bytes::<u16>(&contents(h)), data);
+        release(h);
+    }
 }

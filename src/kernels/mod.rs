@@ -64,7 +64,9 @@ pub unsafe fn copy_to_contiguous(src: &Source<'_>, dst: &mut [u8], dst_dtype: DT
     let mut index = vec![0i64; outer_shape.len()];
     let mut row_offset: isize = 0;
     let mut out = 0usize;
-    let mut element = [0u8; 16];
+    // One element's bytes: up to 16 for the computable types, more for vector (lanes > 1) and
+    // wide opaque types, which are copied unchanged.
+    let mut element = vec![0u8; in_item];
     loop {
         let row = src.ptr.wrapping_offset(row_offset);
         let dst_row = &mut dst[out..out + inner_len * out_item];
