@@ -207,25 +207,6 @@ typedef struct DLPackExchangeAPI {
 #define DLSHARE_VERSION_PATCH 0
 
 /*
- Conversion modes, as PyTorch users know them.
- */
-typedef enum dlshare_mode {
-  /*
-   `torch.from_numpy`: share the memory or fail with DLSHARE_ERR_CANNOT_SHARE.
-   */
-  DLSHARE_MODE_SHARE = 0,
-  /*
-   `torch.as_tensor`: share when possible, otherwise copy (always copy for a dtype or device
-   change).
-   */
-  DLSHARE_MODE_SHARE_OR_COPY = 1,
-  /*
-   `torch.tensor`: always copy.
-   */
-  DLSHARE_MODE_COPY = 2,
-} dlshare_mode;
-
-/*
  Status of every fallible dlshare function. `DLSHARE_OK` is 0; codes are never renumbered.
  */
 typedef enum dlshare_status {
@@ -292,6 +273,25 @@ typedef enum dlshare_status {
 } dlshare_status;
 
 /*
+ Conversion modes, as PyTorch users know them.
+ */
+typedef enum dlshare_mode {
+  /*
+   `torch.from_numpy`: share the memory or fail with DLSHARE_ERR_CANNOT_SHARE.
+   */
+  DLSHARE_MODE_SHARE = 0,
+  /*
+   `torch.as_tensor`: share when possible, otherwise copy (always copy for a dtype or device
+   change).
+   */
+  DLSHARE_MODE_SHARE_OR_COPY = 1,
+  /*
+   `torch.tensor`: always copy.
+   */
+  DLSHARE_MODE_COPY = 2,
+} dlshare_mode;
+
+/*
  Why a conversion copied, or why SHARE mode refused. Codes are never renumbered.
  */
 typedef enum dlshare_reason {
@@ -339,38 +339,27 @@ typedef enum dlshare_reason {
 typedef struct dlshare_tensor dlshare_tensor;
 
 /*
- What a conversion should produce. Start from `dlshare_options_init(mode)` and set fields.
+ Options of `dlshare_tensor_from_columns`. Start from `dlshare_columns_options_init()`.
  */
-typedef struct dlshare_options {
+typedef struct dlshare_columns_options {
   /*
-   A `dlshare_mode` value (stored as an integer so that an invalid value is reported, not
-   undefined behaviour).
+   Output dtype: bool, an integer type, float16, bfloat16, float32 or float64 (a float
+   dtype when normalising).
    */
-  int32_t mode;
-  /*
-   Convert to `dtype` (SHARE mode accepts only the source's own dtype).
-   */
-  bool has_dtype;
   DLDataType dtype;
   /*
-   Place the result on `device` (SHARE mode accepts only the source's own device).
+   A `dlshare_nan_policy` value.
    */
-  bool has_device;
-  DLDevice device;
+  int32_t nan_policy;
   /*
-   Share read-only memory as a read-only tensor instead of refusing (SHARE) or copying
-   (SHARE_OR_COPY).
+   The value DLSHARE_NAN_FILL writes for missing values (not NaN).
    */
-  bool allow_read_only;
+  double fill_value;
   /*
-   Allow complex -> real casts, which discard the imaginary part.
+   A `dlshare_normalize` value.
    */
-  bool allow_complex_to_real;
-  /*
-   Reserved for CUDA stream semantics; must be NULL for CPU conversions.
-   */
-  void *stream;
-} dlshare_options;
+  int32_t normalize;
+} dlshare_columns_options;
 
 /*
  Foreign memory described NumPy-style (the C form of `__array_interface__`).
@@ -405,6 +394,76 @@ typedef struct dlshare_view {
 } dlshare_view;
 
 /*
+ One input column of `dlshare_tensor_from_columns`. Borrowed for the call only: dlshare
+ copies the data and keeps no pointer after it returns.
+ */
+typedef struct dlshare_column {
+  /*
+   The column's memory: ndim 1, CPU (or CUDA host) memory, any byte stride, any dtype the
+   kind accepts (VALUE: bool, integers, float16, bfloat16, float32, float64; DATETIME:
+   int64; CODES and ONEHOT: integers). DLSHARE_VIEW_BYTE_SWAPPED is honoured,
+   DLSHARE_VIEW_READ_ONLY is fine (the memory is only read). `release` is never called.
+   */
+  struct dlshare_view view;
+  /*
+   A `dlshare_column_kind` value (an integer so that an invalid value is reported).
+   */
+  int32_t kind;
+  /*
+   NULL, or one byte per row: non-zero marks the row missing (pandas masked arrays' mask).
+   Borrowed for the call.
+   */
+  const uint8_t *missing;
+  /*
+   DATETIME: ticks per output unit, > 0 (86400000000000 for days of a nanosecond column,
+   1000000000 for its seconds).
+   */
+  int64_t datetime_divisor;
+  /*
+   DATETIME: floor the quotient to an integer (pandas `.days`) instead of dividing exactly.
+   */
+  bool datetime_floor;
+  /*
+   ONEHOT: number of categories (output columns); codes must be -1 or 0..ncategories-1.
+   */
+  int64_t ncategories;
+} dlshare_column;
+
+/*
+ What a conversion should produce. Start from `dlshare_options_init(mode)` and set fields.
+ */
+typedef struct dlshare_options {
+  /*
+   A `dlshare_mode` value (stored as an integer so that an invalid value is reported, not
+   undefined behaviour).
+   */
+  int32_t mode;
+  /*
+   Convert to `dtype` (SHARE mode accepts only the source's own dtype).
+   */
+  bool has_dtype;
+  DLDataType dtype;
+  /*
+   Place the result on `device` (SHARE mode accepts only the source's own device).
+   */
+  bool has_device;
+  DLDevice device;
+  /*
+   Share read-only memory as a read-only tensor instead of refusing (SHARE) or copying
+   (SHARE_OR_COPY).
+   */
+  bool allow_read_only;
+  /*
+   Allow complex -> real casts, which discard the imaginary part.
+   */
+  bool allow_complex_to_real;
+  /*
+   Reserved for CUDA stream semantics; must be NULL for CPU conversions.
+   */
+  void *stream;
+} dlshare_options;
+
+/*
  What a conversion did (or would do): shared or copied, why, and a readable explanation.
  */
 typedef struct dlshare_decision {
@@ -425,6 +484,57 @@ typedef struct dlshare_decision {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/*
+ Default column options: float32 output, DLSHARE_NAN_RAISE, fill value 0, no normalisation.
+ */
+struct dlshare_columns_options dlshare_columns_options_init(void);
+
+/*
+ Builds one rows x columns, C-contiguous tensor from `ncolumns` columns in one pass: each
+ column is converted per its kind, missing values are handled per `options->nan_policy`,
+ normalised per `options->normalize`, and cast to `options->dtype` (NULL options: float32,
+ RAISE, no normalisation). The output has one column per VALUE/DATETIME/CODES column and
+ `ncategories` per ONEHOT column, in order; its rows are the input rows (fewer with
+ DLSHARE_NAN_DROP).
+
+ On success `*out_tensor` is a new handle owned by the caller (release it with
+ `dlshare_tensor_release`) over fresh 256-byte-aligned memory (DLPack IS_COPIED). The
+ columns' memory is only read during the call; no release callback is called and no pointer
+ is kept. On failure `*out_tensor` is untouched.
+
+ # Safety
+ `columns` points to `ncolumns` valid `dlshare_column` structs whose views and masks describe
+ memory readable for the duration of the call; `options` is NULL or valid; `out_tensor` is
+ writable.
+ */
+enum dlshare_status dlshare_tensor_from_columns(const struct dlshare_column *columns,
+                                                size_t ncolumns,
+                                                const struct dlshare_columns_options *options,
+                                                struct dlshare_tensor **out_tensor);
+
+/*
+ A new handle viewing the same memory as `tensor` with another layout: `ndim` extents
+ `shape`, element `strides` (NULL: C-contiguous; any sign, zero allowed) and the element
+ `offset` of the view's first element (index 0, ..., 0) from `tensor`'s first element. Every
+ element of the view must lie within `tensor`'s element extent (between its lowest and
+ highest element), else DLSHARE_ERR_INVALID_ARGUMENT. Sliding windows over rows are
+ `shape = {nwindows, length, ncols}`, `strides = {step * ncols, ncols, 1}`.
+
+ `*out_tensor` is a new handle owned by the caller (release it with `dlshare_tensor_release`)
+ that keeps the memory alive on its own; it is read-only when `tensor` is. `tensor` stays
+ owned by the caller. On failure `*out_tensor` is untouched.
+
+ # Safety
+ `shape` (and `strides` when not NULL) hold `ndim` values (may be NULL when ndim == 0);
+ `out_tensor` writable.
+ */
+enum dlshare_status dlshare_tensor_view(const struct dlshare_tensor *tensor,
+                                        int32_t ndim,
+                                        const int64_t *shape,
+                                        const int64_t *strides,
+                                        int64_t offset,
+                                        struct dlshare_tensor **out_tensor);
 
 /*
  Default options for `mode`: no dtype or device change, read-only memory not shared, no
@@ -618,6 +728,24 @@ enum dlshare_status dlshare_device_from_name(const char *name, DLDevice *device_
  `buf` has `len` writable bytes.
  */
 enum dlshare_status dlshare_device_name(DLDevice device, char *buf, size_t len);
+
+/*
+ Whether `dlshare_pycapsule_destructor` can work in this process (CPython's capsule functions
+ are visible). When false, a binding must use a destructor of its own.
+ */
+bool dlshare_pycapsule_destructor_available(void);
+
+/*
+ A `PyCapsule_Destructor` for capsules named "dltensor_versioned" (holding a
+ `DLManagedTensorVersioned *`) or "dltensor" (a `DLManagedTensor *`): when the capsule still
+ has that name — nobody consumed it — the managed tensor's deleter runs. A consumed capsule
+ ("used_..." name) is left alone: its consumer owns the tensor. Pass it to `PyCapsule_New`;
+ never call it yourself. Does nothing when `dlshare_pycapsule_destructor_available()` is false.
+
+ # Safety
+ Only CPython may call it, with the GIL held, on a live capsule object.
+ */
+void dlshare_pycapsule_destructor(void *capsule);
 
 /*
  Creates a C-contiguous tensor with uninitialised contents, 256-byte aligned.

@@ -11,10 +11,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::convert::Reason;
 use crate::error::{Error, Result};
 
+pub mod columns;
 pub mod convert;
 pub mod dlpack;
 pub mod handles;
 pub mod names;
+pub mod python;
 pub mod tensor;
 pub mod version;
 

@@ -131,13 +131,25 @@ class _Scratch(threading.local):
         self.options = ffi.new("dlshare_options *")
         self.handle = ffi.new("dlshare_tensor **")
         self.decision = ffi.new("dlshare_decision *")
+        self.presets: dict = {}
 
 
 _scratch = _Scratch()
 
 
 def _options(s: _Scratch, mode: int, dtype, device, allow_read_only: bool, complex_to_real: bool):
-    o = s.options
+    if dtype is None and device is None:
+        # the common case: one prepared struct per (mode, read-only permission)
+        key = (mode, allow_read_only, complex_to_real)
+        preset = s.presets.get(key)
+        if preset is None:
+            preset = s.presets[key] = ffi.new("dlshare_options *")
+            _fill_options(preset, mode, None, None, allow_read_only, complex_to_real)
+        return preset
+    return _fill_options(s.options, mode, dtype, device, allow_read_only, complex_to_real)
+
+
+def _fill_options(o, mode: int, dtype, device, allow_read_only: bool, complex_to_real: bool):
     o.mode = mode
     o.has_dtype = dtype is not None
     if dtype is not None:
@@ -482,7 +494,13 @@ def from_numpy(arr: np.ndarray, *, readonly: bool = False) -> Tensor:
     torch.from_numpy; `readonly=True` shares read-only memory as a read-only tensor."""
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(arr).__name__}")
-    return _from_ndarray(arr, SHARE, None, None, readonly)
+    try:
+        # NumPy's own DLPack export is the cheapest way in, and its deleter needs no Python.
+        capsule = arr.__dlpack__(max_version=(1, 0))
+    except (BufferError, TypeError):
+        # byte-swapped, odd strides, unsupported dtypes, old NumPy: the view path explains
+        return _from_ndarray(arr, SHARE, None, None, readonly)
+    return _from_capsule(capsule, SHARE, None, None, readonly)
 
 
 def as_tensor(obj: Any, dtype=None, device=None) -> Tensor:

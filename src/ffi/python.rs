@@ -1,0 +1,80 @@
+//! Support for Python bindings that hand exported tensors to consumers as DLPack `PyCapsule`s.
+//!
+//! A capsule that nobody consumed must free its managed tensor when it is garbage-collected;
+//! consumers rename the capsules they take ("used_dltensor..."). Running that check in a Python
+//! callback costs more than the whole export, so the destructor lives here. It calls CPython's
+//! own `PyCapsule_IsValid` / `PyCapsule_GetPointer`, looked up in the running process (nothing
+//! links against Python); CPython runs capsule destructors with the GIL held.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::OnceLock;
+
+use super::guarded;
+use crate::dlpack::{DLManagedTensor, DLManagedTensorVersioned};
+
+type IsValid = unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int;
+type GetPointer = unsafe extern "C" fn(*mut c_void, *const c_char) -> *mut c_void;
+
+fn capsule_api() -> Option<(IsValid, GetPointer)> {
+    static API: OnceLock<Option<(IsValid, GetPointer)>> = OnceLock::new();
+    *API.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_DEFAULT and NUL-terminated names only looks symbols up.
+        let (is_valid, get) = unsafe {
+            (
+                libc::dlsym(libc::RTLD_DEFAULT, c"PyCapsule_IsValid".as_ptr()),
+                libc::dlsym(libc::RTLD_DEFAULT, c"PyCapsule_GetPointer".as_ptr()),
+            )
+        };
+        if is_valid.is_null() || get.is_null() {
+            return None;
+        }
+        // SAFETY: these CPython functions have exactly these C signatures (stable ABI).
+        Some(unsafe {
+            (
+                std::mem::transmute::<*mut c_void, IsValid>(is_valid),
+                std::mem::transmute::<*mut c_void, GetPointer>(get),
+            )
+        })
+    })
+}
+
+/// Whether `dlshare_pycapsule_destructor` can work in this process (CPython's capsule functions
+/// are visible). When false, a binding must use a destructor of its own.
+#[unsafe(no_mangle)]
+pub extern "C" fn dlshare_pycapsule_destructor_available() -> bool {
+    guarded(false, || capsule_api().is_some())
+}
+
+/// A `PyCapsule_Destructor` for capsules named "dltensor_versioned" (holding a
+/// `DLManagedTensorVersioned *`) or "dltensor" (a `DLManagedTensor *`): when the capsule still
+/// has that name — nobody consumed it — the managed tensor's deleter runs. A consumed capsule
+/// ("used_..." name) is left alone: its consumer owns the tensor. Pass it to `PyCapsule_New`;
+/// never call it yourself. Does nothing when `dlshare_pycapsule_destructor_available()` is false.
+///
+/// # Safety
+/// Only CPython may call it, with the GIL held, on a live capsule object.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dlshare_pycapsule_destructor(capsule: *mut c_void) {
+    guarded((), || {
+        let Some((is_valid, get_pointer)) = capsule_api() else {
+            return;
+        };
+        // SAFETY: CPython calls this with the GIL held on a live capsule; these calls do not
+        // set exceptions for a valid name, and the pointer under that name is the managed
+        // tensor the exporter stored, unconsumed, so its deleter must run once, here.
+        unsafe {
+            if is_valid(capsule, c"dltensor_versioned".as_ptr()) != 0 {
+                let m = get_pointer(capsule, c"dltensor_versioned".as_ptr())
+                    .cast::<DLManagedTensorVersioned>();
+                if let Some(deleter) = m.as_ref().and_then(|m| m.deleter) {
+                    deleter(m);
+                }
+            } else if is_valid(capsule, c"dltensor".as_ptr()) != 0 {
+                let m = get_pointer(capsule, c"dltensor".as_ptr()).cast::<DLManagedTensor>();
+                if let Some(deleter) = m.as_ref().and_then(|m| m.deleter) {
+                    deleter(m);
+                }
+            }
+        }
+    })
+}
