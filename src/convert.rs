@@ -338,11 +338,21 @@ pub fn decide(src: &Source, opts: &Options) -> Result<Decision> {
             ),
         });
     }
-    check_copy_possible(src, target_dtype, target_device, opts)?;
+    check_copy_possible(src, target_dtype, copy_destination(src, opts), opts)?;
     Ok(Decision {
         shared: false,
         reason,
         detail: format!("copied ({}): {detail}", reason.code()),
+    })
+}
+
+/// Where a copy goes: the requested device, else the source's device — except that memory the
+/// CPU reads directly (pinned, managed) is copied into ordinary CPU memory.
+fn copy_destination(src: &Source, opts: &Options) -> Device {
+    opts.device.unwrap_or(if src.device.is_host_accessible() {
+        Device::CPU
+    } else {
+        src.device
     })
 }
 
@@ -427,8 +437,7 @@ pub fn convert(
         return Ok((tensor, decision));
     }
     let to = opts.dtype.unwrap_or(src.dtype);
-    let device = opts.device.unwrap_or(Device::CPU);
-    let mut out = Tensor::empty(to, &src.shape, device, false)?;
+    let mut out = Tensor::empty(to, &src.shape, copy_destination(src, opts), false)?;
     let kernel_src = kernels::Source {
         ptr: src.first(),
         dtype: src.dtype,

@@ -266,6 +266,7 @@ pub unsafe extern "C" fn dlshare_tensor_from_view(
         let (v, slot) = unsafe { (arg(view, "view")?, out(out_tensor, "out_tensor")?) };
         let src = view_source(v)?;
         let opts = options_from(options)?;
+        let reservation = handles::reserve()?;
         let (release, ctx) = (v.release, Context(v.release_ctx));
         let (tensor, decision) = convert::convert(&src, &opts, move || {
             let release = Release::new(move || {
@@ -278,7 +279,7 @@ pub unsafe extern "C" fn dlshare_tensor_from_view(
             });
             std::sync::Arc::new(Storage::foreign(src.data, 0, src.device, release))
         })?;
-        slot.write(handles::insert(tensor)?);
+        slot.write(reservation.fill(tensor));
         Ok(decision)
     })
 }
@@ -319,8 +320,9 @@ pub unsafe extern "C" fn dlshare_tensor_convert(
         // SAFETY: documented contract.
         let slot = unsafe { out(out_tensor, "out_tensor")? };
         let t = handles::get(tensor)?;
+        let reservation = handles::reserve()?;
         let (converted, decision) = convert::convert_tensor(&t, &options_from(options)?)?;
-        slot.write(handles::insert(converted)?);
+        slot.write(reservation.fill(converted));
         Ok(decision)
     })
 }

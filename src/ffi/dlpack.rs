@@ -31,10 +31,11 @@ pub unsafe extern "C" fn dlshare_tensor_from_dlpack(
         // SAFETY: documented contract.
         let (m, slot) = unsafe { (arg(managed, "managed")?, out(out_tensor, "out_tensor")?) };
         let opts = options_from(options)?;
+        let reservation = handles::reserve()?;
         // SAFETY: `m` is a valid managed tensor the caller owns.
         let (tensor, decision) =
             unsafe { import::import_versioned(std::ptr::from_ref(m).cast_mut(), &opts)? };
-        slot.write(handles::insert(tensor)?);
+        slot.write(reservation.fill(tensor));
         Ok(decision)
     })
 }
@@ -55,10 +56,11 @@ pub unsafe extern "C" fn dlshare_tensor_from_dlpack_legacy(
         // SAFETY: documented contract.
         let (m, slot) = unsafe { (arg(managed, "managed")?, out(out_tensor, "out_tensor")?) };
         let opts = options_from(options)?;
+        let reservation = handles::reserve()?;
         // SAFETY: `m` is a valid managed tensor the caller owns.
         let (tensor, decision) =
             unsafe { import::import_legacy(std::ptr::from_ref(m).cast_mut(), &opts)? };
-        slot.write(handles::insert(tensor)?);
+        slot.write(reservation.fill(tensor));
         Ok(decision)
     })
 }

@@ -70,28 +70,64 @@ fn lock_write() -> std::sync::RwLockWriteGuard<'static, Table> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A handle slot taken before a conversion starts, so that a full table is reported before
+/// anything changes hands (an import that succeeded owns the producer's tensor; failing to
+/// hand out a handle afterwards would break the ownership rule). Dropping an unfilled
+/// reservation gives the slot back.
+pub struct Reservation {
+    index: u32,
+    filled: bool,
+}
+
+/// Takes a free slot (or a new one).
+pub fn reserve() -> Result<Reservation> {
+    let mut table = lock_write();
+    let index = match table.free.pop() {
+        Some(index) => index,
+        None => {
+            let index = table.slots.len() as u32;
+            if index + 1 >= (1 << INDEX_BITS) {
+                return Err(Error::OutOfMemory(
+                    "too many live tensor handles (2^28); release handles you no longer use".into(),
+                ));
+            }
+            table.slots.push(Slot {
+                generation: 1,
+                owners: 0,
+                tensor: None,
+            });
+            index
+        }
+    };
+    Ok(Reservation {
+        index,
+        filled: false,
+    })
+}
+
+impl Reservation {
+    /// Puts the tensor in the reserved slot and returns its handle (one owner).
+    pub fn fill(mut self, tensor: Tensor) -> *mut dlshare_tensor {
+        let mut table = lock_write();
+        let slot = &mut table.slots[self.index as usize];
+        slot.owners = 1;
+        slot.tensor = Some(Arc::new(tensor));
+        self.filled = true;
+        encode(self.index, slot.generation)
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.filled {
+            lock_write().free.push(self.index);
+        }
+    }
+}
+
 /// Registers a tensor and returns its new handle (one owner).
 pub fn insert(tensor: Tensor) -> Result<*mut dlshare_tensor> {
-    let mut table = lock_write();
-    let tensor = Some(Arc::new(tensor));
-    if let Some(index) = table.free.pop() {
-        let slot = &mut table.slots[index as usize];
-        slot.owners = 1;
-        slot.tensor = tensor;
-        return Ok(encode(index, slot.generation));
-    }
-    let index = table.slots.len() as u32;
-    if index + 1 >= (1 << INDEX_BITS) {
-        return Err(Error::OutOfMemory(
-            "too many live tensor handles (2^28); release handles you no longer use".into(),
-        ));
-    }
-    table.slots.push(Slot {
-        generation: 1,
-        owners: 1,
-        tensor,
-    });
-    Ok(encode(index, 1))
+    Ok(reserve()?.fill(tensor))
 }
 
 /// The tensor behind a live handle.
