@@ -137,3 +137,13 @@ def mark_used(capsule, versioned: bool) -> None:
         ffi.cast("_dlshare_capsule_v *", id(capsule)).name = _ADDRESS[used]
     else:
         _set_name(capsule, used)
+
+
+def is_exchange_api(capsule) -> bool:
+    """Whether `capsule` is a DLPack C exchange API table ("dlpack_exchange_api")."""
+    return type(capsule).__name__ == "PyCapsule" and bool(_is_valid(capsule, b"dlpack_exchange_api"))
+
+
+def pointer(capsule, name: bytes) -> int:
+    """The pointer a capsule holds under `name` (checked by CPython)."""
+    return _get_pointer(capsule, name)

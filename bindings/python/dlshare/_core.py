@@ -4,6 +4,7 @@ capsules and options, and results back."""
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import threading
 from typing import Any, NamedTuple
@@ -421,6 +422,49 @@ def _infer_sequence(obj: Any, dtype) -> np.ndarray:
     )
 
 
+# DLPack 1.3's C exchange API: a type may publish `__dlpack_c_exchange_api__`, a capsule holding
+# a table of C functions; `managed_tensor_from_py_object_no_sync` hands out a managed tensor
+# for an object without building a capsule (PyTorch 2.10+ publishes it). Looked up once per
+# type; used for CPU tensors (the no-sync variant does no stream synchronisation).
+_exchange: dict[type, Any] = {}
+_exchange_out = ctypes.c_void_p()
+_exchange_out_ref = ctypes.byref(_exchange_out)
+
+
+def _exchange_import_fn(cls: type):
+    fn = _exchange.get(cls, False)
+    if fn is not False:
+        return fn
+    fn = None
+    capsule = getattr(cls, "__dlpack_c_exchange_api__", None)
+    if capsule is not None and _capsule.is_exchange_api(capsule):
+        api = ffi.cast("DLPackExchangeAPI *", _capsule.pointer(capsule, b"dlpack_exchange_api"))
+        if api.header.version.major == 1 and api.managed_tensor_from_py_object_no_sync:
+            address = int(ffi.cast("uintptr_t", api.managed_tensor_from_py_object_no_sync))
+            fn = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object, ctypes.c_void_p)(address)
+    _exchange[cls] = fn
+    return fn
+
+
+def _from_exchange(fn, obj, mode, dtype, device, allow_read_only):
+    """A tensor through the exchange API, or None when that route does not apply."""
+    if fn(obj, _exchange_out_ref) != 0 or not _exchange_out.value:
+        return None
+    managed = ffi.cast("DLManagedTensorVersioned *", _exchange_out.value)
+    if managed.dl_tensor.device.device_type != lib.kDLCPU:
+        managed.deleter(managed)  # device memory needs the stream-aware __dlpack__ route
+        return None
+    s = _scratch
+    opts = _options(s, mode, dtype, device, allow_read_only, True)
+    status = lib.dlshare_tensor_from_dlpack(managed, opts, s.handle, s.decision)
+    if status != 0:
+        if managed.deleter:
+            managed.deleter(managed)  # a failed import leaves the tensor ours to free
+        check(status, s.decision)
+    d = s.decision
+    return Tensor._wrap(s.handle[0], bool(d.shared), _reason_name(d.reason))
+
+
 def _call_dlpack(obj: Any):
     try:
         return obj.__dlpack__(max_version=(1, 3))
@@ -473,6 +517,12 @@ def _convert(obj: Any, mode: int, dtype, device, allow_read_only: bool, explain_
             check(lib.dlshare_explain_tensor(obj._handle, opts, s.decision), s.decision)
             return s.decision
         return obj._convert(mode, dtype, device, allow_read_only)
+    if not explain_only:
+        fn = _exchange_import_fn(type(obj))
+        if fn is not None:
+            t = _from_exchange(fn, obj, mode, dtype, device, allow_read_only)
+            if t is not None:
+                return t
     if hasattr(obj, "__dlpack__") and not type(obj).__module__.startswith("pandas"):
         return _from_capsule(_call_dlpack(obj), mode, dtype, device, allow_read_only, explain_only)
     arr = _as_ndarray(obj)
@@ -519,6 +569,11 @@ def from_dlpack(obj: Any, *, device=None, copy: bool | None = None) -> Tensor:
     possible, copy=True always copies, copy=False shares or raises. Read-only producers give
     read-only tensors."""
     mode = SHARE_OR_COPY if copy is None else (COPY if copy else SHARE)
+    fn = _exchange_import_fn(type(obj))
+    if fn is not None:
+        t = _from_exchange(fn, obj, mode, None, device, True)
+        if t is not None:
+            return t
     capsule = obj if type(obj).__name__ == "PyCapsule" else _call_dlpack(obj)
     return _from_capsule(capsule, mode, None, device, True)
 
