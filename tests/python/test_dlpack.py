@@ -133,3 +133,43 @@ def test_torch_tensor_as_tensor_shares():
     c = dlshare.as_tensor(x, dtype="float32")
     assert c.copy_reason == "dtype_change"
     torch.testing.assert_close(torch.from_dlpack(c), x.float())
+
+
+@pytest.mark.parametrize("versioned", [True, False])
+def test_our_from_dlpack_of_numpy_and_jax_capsules(versioned):
+    a = np.arange(6, dtype=np.int16)
+    cap = a.__dlpack__(max_version=(1, 0)) if versioned else a.__dlpack__()
+    t = dlshare.from_dlpack(cap)
+    assert t.shared and t.data_ptr == a.ctypes.data
+    name = _capsule.USED_VERSIONED if versioned else _capsule.USED_LEGACY
+    assert _capsule._is_valid(cap, name), "a consumed capsule is renamed used_dltensor[_versioned]"
+    j = jnp.arange(6, dtype=jnp.float32)
+    try:
+        jcap = j.__dlpack__(max_version=(1, 0)) if versioned else j.__dlpack__()
+    except TypeError:
+        pytest.skip("this jax has no versioned __dlpack__")  # pragma: no cover
+    tj = dlshare.from_dlpack(jcap)
+    assert tj.shared and tj.data_ptr == j.unsafe_buffer_pointer()
+    np.testing.assert_array_equal(tj.numpy(), np.arange(6, dtype=np.float32))
+
+
+def test_torch_consumes_and_renames_our_capsule():
+    t = dlshare.tensor(np.arange(4.0))
+    cap = t.__dlpack__(max_version=(1, 0))
+    x = torch.from_dlpack(cap)
+    assert x.data_ptr() == t.data_ptr
+    assert _capsule._is_valid(cap, _capsule.USED_VERSIONED)
+    with pytest.raises(BufferError):
+        dlshare.from_dlpack(cap)
+
+
+def test_exchange_api_route_matches_capsule_route():
+    x = torch.arange(12, dtype=torch.float32).reshape(3, 4).t()  # F-order view
+    via_exchange = dlshare.as_tensor(x)
+    via_capsule = dlshare.from_dlpack(x.__dlpack__(max_version=(1, 0)))
+    assert via_exchange.data_ptr == via_capsule.data_ptr == x.data_ptr()
+    assert via_exchange.strides == via_capsule.strides == x.stride()
+    bad = torch.arange(4.0)
+    c = dlshare.as_tensor(bad, dtype="int32")
+    assert c.copy_reason == "dtype_change"
+    np.testing.assert_array_equal(c.numpy(), np.arange(4, dtype=np.int32))
