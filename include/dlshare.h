@@ -207,6 +207,86 @@ typedef struct DLPackExchangeAPI {
 #define DLSHARE_VERSION_PATCH 0
 
 /*
+ What a `dlshare_column` holds. Codes are never renumbered.
+ */
+typedef enum dlshare_column_kind {
+  /*
+   Numbers or bools, written as they are (cast to the output dtype); NaN in a float column
+   is missing.
+   */
+  DLSHARE_COLUMN_VALUE = 0,
+  /*
+   int64 ticks since 1970-01-01 (a datetime64 column viewed as int64; INT64_MIN, NaT, is
+   missing), written as `ticks / datetime_divisor`: floored toward -inf when
+   `datetime_floor` (pandas `.days`), else a real quotient (pandas `.total_seconds()`).
+   */
+  DLSHARE_COLUMN_DATETIME = 1,
+  /*
+   Integer category codes (pandas `cat.codes`) written as numbers; -1 is missing.
+   */
+  DLSHARE_COLUMN_CODES = 2,
+  /*
+   Integer category codes expanded into `ncategories` 0/1 output columns, in category order
+   (`pd.get_dummies`); a missing code (-1) gives a row of zeros.
+   */
+  DLSHARE_COLUMN_ONEHOT = 3,
+} dlshare_column_kind;
+
+/*
+ What `dlshare_tensor_from_columns` does with missing values. Codes are never renumbered.
+ */
+typedef enum dlshare_nan_policy {
+  /*
+   Fail with DLSHARE_ERR_INVALID_ARGUMENT; the message lists the columns (by index) that
+   hold missing values.
+   */
+  DLSHARE_NAN_RAISE = 0,
+  /*
+   Drop every row with a missing value in any column (`dropna()`).
+   */
+  DLSHARE_NAN_DROP = 1,
+  /*
+   Replace missing values with `fill_value` (`fillna(value)`).
+   */
+  DLSHARE_NAN_FILL = 2,
+  /*
+   Replace missing values with the column's mean of its present values
+   (`fillna(df.mean())`).
+   */
+  DLSHARE_NAN_MEAN = 3,
+  /*
+   Carry the last present value forward (`ffill()`); leading gaps stay missing.
+   */
+  DLSHARE_NAN_FFILL = 4,
+  /*
+   Carry the next present value backward (`bfill()`); trailing gaps stay missing.
+   */
+  DLSHARE_NAN_BFILL = 5,
+  /*
+   `ffill()` then `bfill()`.
+   */
+  DLSHARE_NAN_FFILL_BFILL = 6,
+} dlshare_nan_policy;
+
+/*
+ Per-column normalisation after the NaN handling. Codes are never renumbered.
+ */
+typedef enum dlshare_normalize {
+  /*
+   Values as they are.
+   */
+  DLSHARE_NORMALIZE_NONE = 0,
+  /*
+   `(x - min) / (max - min)` per output column.
+   */
+  DLSHARE_NORMALIZE_MINMAX = 1,
+  /*
+   `(x - mean) / std` per output column, sample standard deviation (ddof = 1, as pandas).
+   */
+  DLSHARE_NORMALIZE_ZSCORE = 2,
+} dlshare_normalize;
+
+/*
  Status of every fallible dlshare function. `DLSHARE_OK` is 0; codes are never renumbered.
  */
 typedef enum dlshare_status {
@@ -339,29 +419,6 @@ typedef enum dlshare_reason {
 typedef struct dlshare_tensor dlshare_tensor;
 
 /*
- Options of `dlshare_tensor_from_columns`. Start from `dlshare_columns_options_init()`.
- */
-typedef struct dlshare_columns_options {
-  /*
-   Output dtype: bool, an integer type, float16, bfloat16, float32 or float64 (a float
-   dtype when normalising).
-   */
-  DLDataType dtype;
-  /*
-   A `dlshare_nan_policy` value.
-   */
-  int32_t nan_policy;
-  /*
-   The value DLSHARE_NAN_FILL writes for missing values (not NaN).
-   */
-  double fill_value;
-  /*
-   A `dlshare_normalize` value.
-   */
-  int32_t normalize;
-} dlshare_columns_options;
-
-/*
  Foreign memory described NumPy-style (the C form of `__array_interface__`).
  */
 typedef struct dlshare_view {
@@ -394,8 +451,8 @@ typedef struct dlshare_view {
 } dlshare_view;
 
 /*
- One input column of `dlshare_tensor_from_columns`. Borrowed for the call only: dlshare
- copies the data and keeps no pointer after it returns.
+ One input column of `dlshare_tensor_from_columns` (start from `dlshare_column_init`).
+ Borrowed for the call only: dlshare copies the data and keeps no pointer after it returns.
  */
 typedef struct dlshare_column {
   /*
@@ -428,6 +485,29 @@ typedef struct dlshare_column {
    */
   int64_t ncategories;
 } dlshare_column;
+
+/*
+ Options of `dlshare_tensor_from_columns`. Start from `dlshare_columns_options_init(...)`.
+ */
+typedef struct dlshare_columns_options {
+  /*
+   Output dtype: bool, an integer type, float16, bfloat16, float32 or float64 (a float
+   dtype when normalising).
+   */
+  DLDataType dtype;
+  /*
+   A `dlshare_nan_policy` value.
+   */
+  int32_t nan_policy;
+  /*
+   The value DLSHARE_NAN_FILL writes for missing values (not NaN).
+   */
+  double fill_value;
+  /*
+   A `dlshare_normalize` value.
+   */
+  int32_t normalize;
+} dlshare_columns_options;
 
 /*
  What a conversion should produce. Start from `dlshare_options_init(mode)` and set fields.
@@ -486,9 +566,17 @@ extern "C" {
 #endif // __cplusplus
 
 /*
- Default column options: float32 output, DLSHARE_NAN_RAISE, fill value 0, no normalisation.
+ A column of `kind` over `view`, with no missing mask, datetime divisor 0 (set it for
+ DATETIME), floor false and 0 categories (set `ncategories` for ONEHOT).
  */
-struct dlshare_columns_options dlshare_columns_options_init(void);
+struct dlshare_column dlshare_column_init(enum dlshare_column_kind kind, struct dlshare_view view);
+
+/*
+ Column options with float32 output, `nan_policy`, fill value 0 (set `fill_value` for
+ DLSHARE_NAN_FILL) and `normalize`.
+ */
+struct dlshare_columns_options dlshare_columns_options_init(enum dlshare_nan_policy nan_policy,
+                                                            enum dlshare_normalize normalize);
 
 /*
  Builds one rows x columns, C-contiguous tensor from `ncolumns` columns in one pass: each
