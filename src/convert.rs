@@ -374,6 +374,15 @@ fn check_copy_possible(src: &Source, to: DType, device: Device, opts: &Options) 
             src.dtype
         )));
     }
+    // The copy's size, so that `explain` reports an impossible copy as `convert` would.
+    let n = layout::numel(&src.shape)?;
+    n.checked_mul(to.item_size() as u64)
+        .filter(|&b| b <= isize::MAX as u64)
+        .ok_or_else(|| {
+            Error::Overflow(format!(
+                "a copy of {n} elements of {to} does not fit in the address space"
+            ))
+        })?;
     if to != src.dtype || src.byte_swapped {
         let kind = |d: DType| d.kind();
         if src.byte_swapped && kind(src.dtype).is_none() {

@@ -29,12 +29,16 @@ pub unsafe extern "C" fn dlshare_tensor_from_dlpack(
 ) -> dlshare_status {
     deciding(decision_out, || {
         // SAFETY: documented contract.
-        let (m, slot) = unsafe { (arg(managed, "managed")?, out(out_tensor, "out_tensor")?) };
+        let slot = unsafe {
+            arg(managed, "managed")?;
+            out(out_tensor, "out_tensor")?
+        };
         let opts = options_from(options)?;
         let reservation = handles::reserve()?;
-        // SAFETY: `m` is a valid managed tensor the caller owns.
-        let (tensor, decision) =
-            unsafe { import::import_versioned(std::ptr::from_ref(m).cast_mut(), &opts)? };
+        // SAFETY: `managed` is a valid managed tensor the caller owns. It is passed on as the
+        // caller's own pointer (not one derived from a shared reference): the deleter frees
+        // through it.
+        let (tensor, decision) = unsafe { import::import_versioned(managed, &opts)? };
         slot.write(reservation.fill(tensor));
         Ok(decision)
     })
@@ -54,12 +58,16 @@ pub unsafe extern "C" fn dlshare_tensor_from_dlpack_legacy(
 ) -> dlshare_status {
     deciding(decision_out, || {
         // SAFETY: documented contract.
-        let (m, slot) = unsafe { (arg(managed, "managed")?, out(out_tensor, "out_tensor")?) };
+        let slot = unsafe {
+            arg(managed, "managed")?;
+            out(out_tensor, "out_tensor")?
+        };
         let opts = options_from(options)?;
         let reservation = handles::reserve()?;
-        // SAFETY: `m` is a valid managed tensor the caller owns.
-        let (tensor, decision) =
-            unsafe { import::import_legacy(std::ptr::from_ref(m).cast_mut(), &opts)? };
+        // SAFETY: `managed` is a valid managed tensor the caller owns. It is passed on as the
+        // caller's own pointer (not one derived from a shared reference): the deleter frees
+        // through it.
+        let (tensor, decision) = unsafe { import::import_legacy(managed, &opts)? };
         slot.write(reservation.fill(tensor));
         Ok(decision)
     })

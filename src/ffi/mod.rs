@@ -180,3 +180,45 @@ pub(crate) unsafe fn out<'a, T>(p: *mut T, name: &str) -> Result<&'a mut std::me
         Error::NullArgument(format!("{name} is NULL; pass where to store the result"))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Besides the real panic path in the catalogue (docs/hardening.md), one is injected here:
+    /// the boundary turns it into DLSHARE_ERR_PANIC with the payload in the message,
+    /// a handle slot reserved before the panic is given back while unwinding, and the handle
+    /// table keeps working.
+    #[test]
+    fn a_panic_inside_dlshare_becomes_a_status() {
+        let s = boundary(|| {
+            let _slot = handles::reserve()?;
+            panic!("injected {}", "panic");
+        });
+        assert_eq!(s, DLSHARE_ERR_PANIC);
+        // SAFETY: a NUL-terminated thread-local string.
+        let msg = unsafe { std::ffi::CStr::from_ptr(last_error_ptr()) };
+        assert_eq!(
+            msg.to_str().unwrap(),
+            "internal error (panic) in dlshare: injected panic; please report it with the inputs"
+        );
+        let s = boundary(|| std::panic::panic_any(7u8));
+        assert_eq!(s, DLSHARE_ERR_PANIC);
+        // SAFETY: as above.
+        let msg = unsafe { std::ffi::CStr::from_ptr(last_error_ptr()) };
+        assert!(msg.to_str().unwrap().contains("unknown panic"));
+        assert_eq!(guarded(5, || panic!("in a function without a status")), 5);
+
+        let t = crate::tensor::Tensor::empty(
+            crate::dtype::DType::F32,
+            &[3],
+            crate::device::Device::CPU,
+            true,
+        )
+        .unwrap();
+        let h = handles::insert(t).unwrap();
+        assert_eq!(handles::get(h).unwrap().shape(), [3]);
+        handles::release(h).unwrap();
+        assert!(handles::get(h).is_err());
+    }
+}

@@ -250,7 +250,20 @@ pub unsafe extern "C" fn dlshare_tensor_nbytes(
     tensor: *const dlshare_tensor,
     nbytes_out: *mut u64,
 ) -> dlshare_status {
-    read(tensor, nbytes_out, "nbytes_out", |t| Ok(t.nbytes()))
+    read(tensor, nbytes_out, "nbytes_out", |t| {
+        // A broadcast (zero-stride) tensor may have up to INT64_MAX elements in a few bytes of
+        // memory: its byte count can overflow 64 bits. Refuse that instead of wrapping.
+        let fits = |per: u64| t.numel().checked_mul(per).is_some();
+        if !fits(t.dtype().total_bits()) || !fits(t.dtype().item_size() as u64) {
+            return Err(Error::Overflow(format!(
+                "the byte count of {} {} elements overflows 64 bits (a broadcast view); use \
+                 the element count and item size instead",
+                t.numel(),
+                t.dtype()
+            )));
+        }
+        Ok(t.nbytes())
+    })
 }
 
 /// Whether the tensor must not be written.
