@@ -249,6 +249,8 @@ struct Bool8(u8);
 /// Element types a column can hold. Every bit pattern is a valid value of each.
 trait Elem: Copy + Send + Sync + 'static {
     const DTYPE: DType;
+    /// Whether the type has a NaN (a missing value without a mask).
+    const HAS_NAN: bool;
     fn swapped(self) -> Self;
     fn to_f64(self) -> f64;
     fn to_f32(self) -> f32;
@@ -272,6 +274,7 @@ macro_rules! int_elem {
     ($($t:ty => $d:expr),* $(,)?) => {$(
         impl Elem for $t {
             const DTYPE: DType = $d;
+            const HAS_NAN: bool = false;
             #[inline(always)]
             fn swapped(self) -> Self { self.swap_bytes() }
             #[inline(always)]
@@ -298,6 +301,7 @@ macro_rules! float_elem {
     ($($t:ty => $d:expr, $f64:expr, $f32:expr);* $(;)?) => {$(
         impl Elem for $t {
             const DTYPE: DType = $d;
+            const HAS_NAN: bool = true;
             #[inline(always)]
             fn swapped(self) -> Self { <$t>::from_bits(self.to_bits().swap_bytes()) }
             #[inline(always)]
@@ -320,6 +324,7 @@ float_elem!(
 
 impl Elem for Bool8 {
     const DTYPE: DType = DType::BOOL;
+    const HAS_NAN: bool = false;
     #[inline(always)]
     fn swapped(self) -> Self {
         self
@@ -621,6 +626,10 @@ trait Encoding: Sync + Copy {
     fn get(&self, r: usize) -> Option<Self::V>;
     /// Hints the CPU to fetch row `r`'s element.
     fn prefetch(&self, r: usize);
+    /// Whether any row can be missing (false for integer and bool values without a mask).
+    fn may_miss(&self) -> bool {
+        true
+    }
     /// Whether FILL and MEAN replace missing values (false for category codes).
     fn fillable(&self) -> bool {
         true
@@ -650,6 +659,9 @@ struct ValueEnc<T>(Reader<T>);
 
 impl<T: Elem> Encoding for ValueEnc<T> {
     type V = T;
+    fn may_miss(&self) -> bool {
+        T::HAS_NAN || self.0.missing.is_some()
+    }
     #[inline(always)]
     fn prefetch(&self, r: usize) {
         self.0.prefetch(r);
@@ -1099,6 +1111,9 @@ impl<E: Encoding> ColumnOps for Typed<E> {
 
     fn mark_missing(&self, keep: &mut [bool]) {
         let enc = self.0;
+        if !enc.may_miss() {
+            return;
+        }
         for (r, k) in keep.iter_mut().enumerate() {
             if *k && enc.get(r).is_none() {
                 *k = false;
@@ -1488,14 +1503,23 @@ pub fn tensor_from_columns(columns: &[Column<'_>], opts: &ColumnsOptions) -> Res
         .map(|(i, c)| prepare(i, c, n))
         .collect::<Result<Vec<_>>>()?;
     let sink = Sink::of(dtype);
+    let too_big = || {
+        Error::Overflow(format!(
+            "{n} rows of {} columns do not fit in the address space",
+            ops.iter().map(|op| op.width() as u128).sum::<u128>()
+        ))
+    };
     let mut offsets = Vec::with_capacity(ops.len());
     let mut width = 0usize;
     for op in &ops {
-        offsets.push(width * sink.item());
-        width = width
-            .checked_add(op.width())
-            .ok_or_else(|| Error::Overflow("the number of output columns overflows".into()))?;
+        offsets.push(width.checked_mul(sink.item()).ok_or_else(too_big)?);
+        width = width.checked_add(op.width()).ok_or_else(too_big)?;
     }
+    // Checked before any statistics are gathered: the output (at most n rows) must fit.
+    n.checked_mul(width)
+        .and_then(|e| e.checked_mul(sink.item()))
+        .filter(|&b| b <= isize::MAX as usize)
+        .ok_or_else(too_big)?;
     let keep = (opts.nan == NanPolicy::Drop).then(|| {
         let mut keep = vec![true; n];
         for op in &ops {

@@ -699,6 +699,23 @@ fn argument_errors() {
         ),
         Err(Error::UnsupportedDtype(_))
     ));
+    let code = [0i64];
+    let huge = Column::from_slice(
+        &code,
+        ColumnKind::OneHot {
+            categories: usize::MAX / 2,
+        },
+    );
+    assert!(matches!(
+        tensor_from_columns(
+            &[huge],
+            &ColumnsOptions {
+                normalize: Normalize::ZScore,
+                ..Default::default()
+            }
+        ),
+        Err(Error::Overflow(_))
+    ));
     let empty: [f64; 0] = [];
     let (shape, got) = build(&[value(&empty), value(&empty)], ColumnsOptions::default());
     assert_eq!((shape, got), (vec![0, 2], vec![]));

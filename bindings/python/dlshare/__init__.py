@@ -30,6 +30,7 @@ from ._errors import (
     UnsupportedVersionError,
 )
 from ._ffi import LIBRARY_PATH, ffi, lib
+from ._pandas import from_dataframe, from_series, sliding_windows, to_dataframe
 
 __version__ = ffi.string(lib.dlshare_version()).decode()
 
@@ -54,9 +55,13 @@ __all__ = [
     "UnsupportedVersionError",
     "as_tensor",
     "explain",
+    "from_dataframe",
     "from_dlpack",
     "from_numpy",
+    "from_series",
     "live_tensor_count",
     "shares_memory",
+    "sliding_windows",
     "tensor",
+    "to_dataframe",
 ]
