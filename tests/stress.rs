@@ -307,7 +307,7 @@ fn eight_threads_of_mixed_operations_balance_every_counter() {
             .map(|i| {
                 let (pool, stopped_early) = (&pool, &stopped_early);
                 s.spawn(move || {
-                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1) * 0x1234_5678);
+                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 0x1234_5678));
                     let mut t = Tally::default();
                     for n in 0..ops {
                         if n % 256 == 0 && began.elapsed() > BUDGET {
