@@ -2441,3 +2441,143 @@ fn catalogue_table_is_current() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ownership proofs beyond tests/ownership.rs: release callbacks of views, legacy producers and
+// strided views, each counted exactly once however many handles and exports share them.
+
+/// Everything that can share one producer: retains, shared conversions, strided views,
+/// versioned and legacy exports (one of them re-imported). Released in a scrambled order; the
+/// producer goes exactly when the last of them does.
+fn many_sharers(make: &dyn Fn() -> *mut dlshare_tensor, count: &dyn Fn() -> usize) {
+    let h = make();
+    let mut handles = vec![h];
+    for _ in 0..3 {
+        ok(dlshare_tensor_retain(h));
+        handles.push(h);
+    }
+    for _ in 0..3 {
+        let mut o = opts(SHARE_OR_COPY);
+        o.allow_read_only = true;
+        let (s, c, d) = convert(h, &o);
+        ok(s);
+        assert!(d.shared);
+        handles.push(c);
+    }
+    let mut v = SENTINEL;
+    // SAFETY: valid pointers.
+    ok(unsafe { dlshare_tensor_view(h, 1, [1i64].as_ptr(), null(), 1, &mut v) });
+    handles.push(v);
+    let mut exports: Vec<*mut DLManagedTensorVersioned> = Vec::new();
+    for _ in 0..2 {
+        let mut e = null_mut();
+        // SAFETY: writable output.
+        ok(unsafe { dlshare_tensor_to_dlpack(h, &mut e) });
+        exports.push(e);
+    }
+    let mut o = opts(SHARE);
+    o.allow_read_only = true;
+    let (s, back, _) = import_versioned(exports.pop().unwrap(), &o);
+    ok(s);
+    handles.push(back);
+    // Release in an order that is neither creation order nor its reverse.
+    let n = handles.len();
+    for i in 0..n {
+        assert_eq!(count(), 0, "released with owners left");
+        release(handles[(i * 5) % n]);
+    }
+    assert_eq!(count(), 0, "released while an export lives");
+    call_deleter_versioned(exports.pop().unwrap());
+    assert_eq!(
+        count(),
+        1,
+        "not released exactly once after the last sharer"
+    );
+}
+
+#[test]
+fn p01_view_release_runs_once_after_every_sharer() {
+    let _g = lock_exclusive();
+    let start = live();
+    let (buf, shape) = matrix();
+    let released = Arc::new(AtomicUsize::new(0));
+    for flags in [0, DLSHARE_VIEW_READ_ONLY] {
+        released.store(0, Ordering::SeqCst);
+        let make = || {
+            let v = view(buf.ptr(), F32, &shape, None, flags, &released);
+            let mut o = opts(SHARE);
+            o.allow_read_only = true;
+            let (s, h, _) = from_view(&v, &o);
+            ok(s);
+            h
+        };
+        many_sharers(&make, &|| count(&released));
+    }
+    assert_eq!(live(), start);
+}
+
+#[test]
+fn p02_legacy_deleter_runs_once_after_every_sharer() {
+    let _g = lock_exclusive();
+    let start = live();
+    let deleted = RefCell::new(None);
+    let make = || {
+        let p = produce_legacy(&f32_spec(&[2, 3]));
+        *deleted.borrow_mut() = Some(p.deleted.clone());
+        let (s, h, _) = import_legacy(p.managed, &opts(SHARE));
+        ok(s);
+        h
+    };
+    many_sharers(&make, &|| {
+        deleted
+            .borrow()
+            .as_ref()
+            .map_or(0, |d| d.load(Ordering::SeqCst))
+    });
+    assert_eq!(live(), start);
+}
+
+#[test]
+fn p03_copies_release_before_returning_and_never_again() {
+    let _g = lock_exclusive();
+    let start = live();
+    let (buf, shape) = matrix();
+    let released = AtomicUsize::new(0);
+    let v = view(buf.ptr(), F32, &shape, None, 0, &released);
+    let mut handles = Vec::new();
+    for (i, o) in [opts(COPY), opts_dtype(SHARE_OR_COPY, F64)]
+        .iter()
+        .enumerate()
+    {
+        let (s, h, d) = from_view(&v, o);
+        ok(s);
+        assert!(!d.shared);
+        assert_eq!(count(&released), i + 1, "a copy holds on to the view");
+        handles.push(h);
+    }
+    for h in handles {
+        release(h);
+    }
+    assert_eq!(count(&released), 2);
+    assert_eq!(live(), start);
+}
+
+#[test]
+fn p04_columns_never_call_release_and_keep_nothing() {
+    let _g = lock_exclusive();
+    let start = live();
+    let buf = column_values();
+    let released = AtomicUsize::new(0);
+    let col = dlshare_column_init(
+        DLSHARE_COLUMN_VALUE,
+        view(buf.ptr(), F64, &FOUR, None, 0, &released),
+    );
+    let mut h = SENTINEL;
+    // SAFETY: one valid column.
+    ok(unsafe { dlshare_tensor_from_columns(&col, 1, null(), &mut h) });
+    drop(buf);
+    assert_eq!(from_bytes::<f32>(&contents(h)), [1.0, 2.0, 3.0, 4.0]);
+    release(h);
+    assert_eq!(count(&released), 0);
+    assert_eq!(live(), start);
+}
