@@ -1,15 +1,27 @@
 //! Copy kernels: gather any strided source (positive, negative or zero byte strides, unaligned,
 //! byte-swapped) into a C-contiguous destination, with the dtype cast fused into the same pass.
 //!
-//! Correctness first (issue #2); the speed work (blocked transpose, SIMD half conversions,
-//! threads) lives in later changes behind this same entry point.
+//! - `plan`: simplifies the layout (drops extent-1 axes, merges axes that step as one) and walks
+//!   it by rows or, for F-order/transposed/permuted sources, by L1-sized tiles;
+//! - `gather`: the byte movers (strided rows, tile transposes), by element size;
+//! - `contiguous`: what happens to a contiguous run (copy, byte swap, cast, swap + cast);
+//! - `cast`: the element rules (NumPy's `astype`), with float16/bfloat16 slice fast paths;
+//! - `parallel`: the thread count and the split of large copies between threads.
+//!
+//! The destination is written once, by the kernel: a fresh allocation is first touched here,
+//! by the thread that fills it (no separate zeroing pass).
 
 mod cast;
+mod contiguous;
+mod gather;
+mod parallel;
+mod plan;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 pub use cast::{can_cast, cast_scalar_bytes};
+pub use parallel::{PARALLEL_MIN_BYTES, default_num_threads, num_threads, set_num_threads};
 
 /// A strided source in memory the CPU can read.
 pub struct Source<'a> {
@@ -40,74 +52,29 @@ pub unsafe fn copy_to_contiguous(src: &Source<'_>, dst: &mut [u8], dst_dtype: DT
     if n == 0 {
         return Ok(());
     }
-    let same = src.dtype == dst_dtype;
-    if !same {
+    if src.dtype != dst_dtype {
         can_cast(src.dtype, dst_dtype)?;
     }
-    let in_item = src.dtype.item_size();
-    let swap_unit = if src.byte_swapped {
-        src.dtype.swap_unit()
-    } else {
-        1
-    };
-    let ndim = src.shape.len();
-    let (inner_len, inner_stride) = if ndim == 0 {
-        (1usize, 0i64)
-    } else {
-        (src.shape[ndim - 1] as usize, src.byte_strides[ndim - 1])
-    };
-    let outer_shape = if ndim == 0 {
-        &[][..]
-    } else {
-        &src.shape[..ndim - 1]
-    };
-    let mut index = vec![0i64; outer_shape.len()];
-    let mut row_offset: isize = 0;
-    let mut out = 0usize;
-    // One element's bytes: up to 16 for the computable types, more for vector (lanes > 1) and
-    // wide opaque types, which are copied unchanged.
-    let mut element = vec![0u8; in_item];
-    loop {
-        let row = src.ptr.wrapping_offset(row_offset);
-        let dst_row = &mut dst[out..out + inner_len * out_item];
-        if same && swap_unit == 1 && inner_stride == in_item as i64 {
-            // SAFETY: the caller guarantees the whole row is readable; `dst_row` has exactly
-            // `inner_len * in_item` bytes and cannot overlap memory we only read.
-            unsafe { std::ptr::copy_nonoverlapping(row, dst_row.as_mut_ptr(), dst_row.len()) };
-        } else {
-            for (i, out_elem) in dst_row.chunks_exact_mut(out_item).enumerate() {
-                let p = row.wrapping_offset(i as isize * inner_stride as isize);
-                let bytes = &mut element[..in_item];
-                // SAFETY: `p` is an element of the source, readable per the caller's contract;
-                // the copy is bytewise so alignment does not matter.
-                unsafe { std::ptr::copy_nonoverlapping(p, bytes.as_mut_ptr(), in_item) };
-                if swap_unit > 1 {
-                    for unit in bytes.chunks_exact_mut(swap_unit) {
-                        unit.reverse();
-                    }
-                }
-                if same {
-                    out_elem.copy_from_slice(bytes);
-                } else {
-                    cast_scalar_bytes(bytes, src.dtype, out_elem, dst_dtype);
-                }
-            }
-        }
-        out += inner_len * out_item;
-        // Advance the odometer over the outer axes.
-        let mut axis = outer_shape.len();
-        loop {
-            if axis == 0 {
-                return Ok(());
-            }
-            axis -= 1;
-            index[axis] += 1;
-            row_offset += src.byte_strides[axis] as isize;
-            if index[axis] < outer_shape[axis] {
-                break;
-            }
-            row_offset -= (src.byte_strides[axis] * outer_shape[axis]) as isize;
-            index[axis] = 0;
-        }
+    if src.shape.len() != src.byte_strides.len() {
+        return Err(Error::InvalidArgument(format!(
+            "{} strides given for {} dimensions",
+            src.byte_strides.len(),
+            src.shape.len()
+        )));
     }
+    let conv = contiguous::Converter::new(src.dtype, dst_dtype, src.byte_swapped);
+    let bytes = n * (conv.in_item + conv.out_item);
+    let workers = parallel::workers_for(bytes);
+    let plan = plan::Plan::new(
+        src.shape,
+        src.byte_strides,
+        conv,
+        src.ptr,
+        dst.as_mut_ptr(),
+        workers,
+    );
+    // SAFETY: the caller guarantees the source layout is readable; `dst` is exclusively ours
+    // and holds the whole C-contiguous result; `parallel::run` hands out disjoint unit ranges.
+    parallel::run(plan.units(), workers, |lo, hi| unsafe { plan.run(lo, hi) });
+    Ok(())
 }

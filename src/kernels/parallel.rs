@@ -1,0 +1,90 @@
+//! Threads for large copies. A copy is split into as many contiguous unit ranges as there are
+//! workers; the calling thread runs the first range and a private rayon pool the others (the
+//! pool is dlshare's own, so it never competes with the host application's rayon jobs for
+//! queue slots, and its threads sleep when idle).
+//!
+//! Thread count: `DLSHARE_NUM_THREADS` (read once), else every core the process may use;
+//! `set_num_threads` overrides both at run time. Below `PARALLEL_MIN_BYTES` of traffic a copy
+//! stays on the calling thread: waking a pool thread costs 10-40 us on the 2-core VM these
+//! numbers were measured on (docs/benchmarks.md), the time to move about 256 KiB.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Bytes read + written below which one thread does the whole copy, and the least each extra
+/// worker gets.
+pub const PARALLEL_MIN_BYTES: usize = 4 << 20;
+
+/// 0: no override (use the default).
+static OVERRIDE: AtomicUsize = AtomicUsize::new(0);
+static POOL: Mutex<Option<Arc<rayon::ThreadPool>>> = Mutex::new(None);
+
+/// The thread count when nothing was set: `DLSHARE_NUM_THREADS` if it holds a positive
+/// integer, else the available parallelism.
+pub fn default_num_threads() -> usize {
+    static DEFAULT: OnceLock<usize> = OnceLock::new();
+    *DEFAULT.get_or_init(|| {
+        std::env::var("DLSHARE_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    })
+}
+
+/// The most threads one copy uses (including the calling thread).
+pub fn num_threads() -> usize {
+    match OVERRIDE.load(Ordering::Relaxed) {
+        0 => default_num_threads(),
+        n => n,
+    }
+}
+
+/// Caps the threads one copy uses; 0 restores the default.
+pub fn set_num_threads(n: usize) {
+    OVERRIDE.store(n, Ordering::Relaxed);
+}
+
+/// How many workers a copy moving `bytes` (read + written) should use.
+pub fn workers_for(bytes: usize) -> usize {
+    num_threads().min(bytes / PARALLEL_MIN_BYTES).max(1)
+}
+
+/// A pool with at least `helpers` threads (rebuilt larger when the cap was raised).
+fn pool(helpers: usize) -> Option<Arc<rayon::ThreadPool>> {
+    let mut slot = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = slot.as_ref().filter(|p| p.current_num_threads() >= helpers) {
+        return Some(p.clone());
+    }
+    let built = rayon::ThreadPoolBuilder::new()
+        .num_threads(helpers)
+        .thread_name(|i| format!("dlshare-copy-{i}"))
+        .build()
+        .ok()
+        .map(Arc::new);
+    if built.is_some() {
+        *slot = built.clone();
+    }
+    built
+}
+
+/// Runs `work(lo, hi)` over `0..units`, split into `workers` contiguous ranges. Falls back to
+/// the calling thread alone when no pool can be started.
+pub fn run(units: usize, workers: usize, work: impl Fn(usize, usize) + Sync) {
+    let workers = workers.min(units).max(1);
+    let pool = if workers > 1 { pool(workers - 1) } else { None };
+    let Some(pool) = pool else {
+        work(0, units);
+        return;
+    };
+    let range = |w: usize| (units * w / workers, units * (w + 1) / workers);
+    let work = &work;
+    pool.in_place_scope(|scope| {
+        for w in 1..workers {
+            let (lo, hi) = range(w);
+            scope.spawn(move |_| work(lo, hi));
+        }
+        let (lo, hi) = range(0);
+        work(lo, hi);
+    });
+}
