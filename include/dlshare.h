@@ -994,6 +994,21 @@ enum dlshare_status dlshare_tensor_shares_memory(const struct dlshare_tensor *a,
                                                  bool *shared_out);
 
 /*
+ Caps the threads a single copy or conversion uses (the calling thread included); copies
+ smaller than a few MiB always run on the calling thread alone. `n == 0` restores the default:
+ the `DLSHARE_NUM_THREADS` environment variable when it holds a positive integer (read once,
+ at the first copy), otherwise every core the process may run on. A negative `n` gives
+ DLSHARE_ERR_INVALID_ARGUMENT. Applies to the whole process, from the next copy on.
+ */
+enum dlshare_status dlshare_set_num_threads(int32_t n);
+
+/*
+ The most threads one copy uses now (>= 1): the value set with `dlshare_set_num_threads`, or
+ the default described there.
+ */
+int32_t dlshare_get_num_threads(void);
+
+/*
  The library's version as "MAJOR.MINOR.PATCH". Static string; never free it.
  */
 const char *dlshare_version(void);

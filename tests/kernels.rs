@@ -376,3 +376,23 @@ fn thread_count_setting() {
     kernels::set_num_threads(0);
     assert_eq!(kernels::num_threads(), kernels::default_num_threads());
 }
+
+#[test]
+fn c_api_thread_count() {
+    use dlshare::ffi::dlshare_status::*;
+    use dlshare::ffi::threads::{dlshare_get_num_threads, dlshare_set_num_threads};
+    let _guard = THREADS.lock().unwrap_or_else(|p| p.into_inner());
+    assert_eq!(dlshare_set_num_threads(3), DLSHARE_OK);
+    assert_eq!(dlshare_get_num_threads(), 3);
+    assert_eq!(dlshare_set_num_threads(-1), DLSHARE_ERR_INVALID_ARGUMENT);
+    assert_eq!(
+        dlshare_get_num_threads(),
+        3,
+        "a refused value changes nothing"
+    );
+    assert_eq!(dlshare_set_num_threads(0), DLSHARE_OK);
+    assert_eq!(
+        dlshare_get_num_threads() as usize,
+        kernels::default_num_threads()
+    );
+}

@@ -18,6 +18,7 @@ pub mod handles;
 pub mod names;
 pub mod python;
 pub mod tensor;
+pub mod threads;
 pub mod version;
 
 /// Status of every fallible dlshare function. `DLSHARE_OK` is 0; codes are never renumbered.
