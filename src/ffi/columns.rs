@@ -4,7 +4,7 @@
 
 use super::convert::{DLSHARE_VIEW_BYTE_SWAPPED, DLSHARE_VIEW_READ_ONLY, dlshare_view};
 use super::handles::{self, dlshare_tensor};
-use super::{arg, boundary, dlshare_status, out};
+use super::{boundary, dlshare_status, out};
 use crate::columns::{self, Column, ColumnKind, ColumnsOptions, NanPolicy, Normalize};
 use crate::convert::Source;
 use crate::dlpack::DLDataType;
@@ -299,8 +299,13 @@ pub unsafe extern "C" fn dlshare_tensor_from_columns(
                 "ncolumns is 0; pass at least one column".into(),
             ));
         }
-        // SAFETY: documented contract: `columns` holds `ncolumns` structs (checked non-NULL).
-        let given = unsafe { std::slice::from_raw_parts(arg(columns, "columns")?, ncolumns) };
+        if columns.is_null() {
+            return Err(Error::NullArgument(format!(
+                "columns is NULL but ncolumns is {ncolumns}"
+            )));
+        }
+        // SAFETY: documented contract: `columns` (checked non-NULL) holds `ncolumns` structs.
+        let given = unsafe { std::slice::from_raw_parts(columns, ncolumns) };
         let cols = given
             .iter()
             .enumerate()
