@@ -26,7 +26,8 @@
 //! The work is an optional statistics pass (only when MEAN or normalisation needs one; DROP
 //! first finds the rows to drop), then one write pass in row blocks: every column writes into a
 //! block of output rows that stays in cache, so memory sees sequential writes. Large outputs are
-//! split into row ranges written by several threads. Values pass through unchanged (and cast
+//! split into row ranges written by several threads (as many as the copy kernels would use:
+//! `dlshare_set_num_threads` caps them). Values pass through unchanged (and cast
 //! like NumPy's `astype`) unless a fill or normalisation changes them; computed values are
 //! float64 until the final cast.
 
@@ -39,18 +40,14 @@ use half::{bf16, f16};
 use crate::device::Device;
 use crate::dtype::{DType, Element, Kind};
 use crate::error::{Error, Result};
-use crate::kernels::cast_scalar_bytes;
+use crate::kernels::{self, cast_scalar_bytes};
 use crate::layout;
 use crate::tensor::Tensor;
 
 /// Output bytes per row block of the write pass (small enough to stay in L2).
 const BLOCK_BYTES: usize = 64 * 1024;
-/// Outputs at least this large are written by several threads.
-const PARALLEL_BYTES: usize = 4 * 1024 * 1024;
 /// How many rows ahead the write pass asks for input.
 const PREFETCH_ROWS: usize = 256;
-/// At most this many threads write one output.
-const MAX_THREADS: usize = 16;
 
 /// What a column holds and how it becomes output columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1409,14 +1406,11 @@ fn plan(
     Ok(plans)
 }
 
-/// Number of threads for `work` bytes or elements of work (1 below `PARALLEL_BYTES`).
-fn threads_for(work: usize, items: usize) -> usize {
-    if work < PARALLEL_BYTES {
-        return 1;
-    }
-    std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(MAX_THREADS)
+/// Threads for `bytes` of traffic split over `items` independent pieces: the copy kernels' rule
+/// (at most `dlshare_set_num_threads`' cap, at least `PARALLEL_MIN_BYTES` per thread).
+fn threads_for(bytes: usize, items: usize) -> usize {
+    kernels::num_threads()
+        .min(bytes / kernels::PARALLEL_MIN_BYTES)
         .min(items)
         .max(1)
 }
@@ -1530,13 +1524,8 @@ pub fn tensor_from_columns(columns: &[Column<'_>], opts: &ColumnsOptions) -> Res
     let nrows = keep
         .as_ref()
         .map_or(n, |k| k.iter().filter(|&&x| x).count());
-    let elements = n.saturating_mul(ops.len()).saturating_mul(8);
-    let plans = plan(
-        &ops,
-        opts,
-        keep.as_deref(),
-        threads_for(elements, ops.len()),
-    )?;
+    let read = columns.iter().map(|c| c.len * c.dtype.item_size()).sum();
+    let plans = plan(&ops, opts, keep.as_deref(), threads_for(read, ops.len()))?;
     let overflow = || Error::Overflow(format!("{nrows} x {width} outputs overflow 64 bits"));
     let shape = [
         i64::try_from(nrows).map_err(|_| overflow())?,
@@ -1554,7 +1543,8 @@ pub fn tensor_from_columns(columns: &[Column<'_>], opts: &ColumnsOptions) -> Res
     let out = &mut out[..nrows * layout.row_bytes];
 
     // Split the rows into ranges, one per thread, each with its slice of the output.
-    let threads = threads_for(out.len(), n);
+    let read: usize = columns.iter().map(|c| c.len * c.dtype.item_size()).sum();
+    let threads = threads_for(read + out.len(), n);
     let mut ranges = Vec::with_capacity(threads);
     let mut rest = out;
     for t in 0..threads {

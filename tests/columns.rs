@@ -495,7 +495,7 @@ fn codes_and_onehot() {
 // ---------------------------------------------------------------------------------------------
 // normalisation
 
-fn stats(v: &[f64]) -> (f64, f64, f64, f64) {
+fn stats_of(v: &[f64]) -> (f64, f64, f64, f64) {
     let present: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
     let n = present.len() as f64;
     let mean = present.iter().sum::<f64>() / n;
@@ -531,7 +531,7 @@ fn minmax_and_zscore_after_the_nan_handling() {
             let (_, got) = build(&[value(&a), value(&b), value(&c)], normalized(nan, how));
             for k in 0..3 {
                 let col = column(&filled, 3, k);
-                let (mean, std, min, max) = stats(&col);
+                let (mean, std, min, max) = stats_of(&col);
                 let expect: Vec<f64> = col
                     .iter()
                     .map(|x| {
@@ -562,7 +562,7 @@ fn minmax_and_zscore_after_the_nan_handling() {
     );
     for k in 0..3 {
         let col = column(&dummies, 3, k);
-        let (mean, std, _, _) = stats(&col);
+        let (mean, std, _, _) = stats_of(&col);
         let expect: Vec<f64> = col.iter().map(|x| (x - mean) / std).collect();
         assert!(close(&column(&got, 3, k), &expect, 1e-12));
     }
@@ -651,6 +651,9 @@ fn large_outputs_split_over_threads_match_a_sequential_walk() {
         })
         .collect();
     let columns: Vec<Column<'_>> = cols.iter().map(|c| value(c.as_slice())).collect();
+    // four threads even on a smaller machine (the cap is process-wide: only thread counts of
+    // the other tests change)
+    dlshare::kernels::set_num_threads(4);
     for nan in [
         NanPolicy::Ffill,
         NanPolicy::Bfill,
@@ -670,6 +673,21 @@ fn large_outputs_split_over_threads_match_a_sequential_walk() {
     }
     let err = tensor_from_columns(&columns, &ColumnsOptions::default()).unwrap_err();
     assert!(message(err).contains("columns 0, 1, 2, 3 hold missing values"));
+    let (_, stats) = build(&columns, normalized(NanPolicy::Mean, Normalize::ZScore));
+    let (_, filled) = build(
+        &columns,
+        ColumnsOptions {
+            dtype: DType::F64,
+            ..opts(NanPolicy::Mean)
+        },
+    );
+    for k in 0..4 {
+        let col = column(&filled, 4, k);
+        let (mean, std, _, _) = stats_of(&col);
+        let expect: Vec<f64> = col.iter().map(|x| (x - mean) / std).collect();
+        assert!(close(&column(&stats, 4, k), &expect, 1e-9), "column {k}");
+    }
+    dlshare::kernels::set_num_threads(0);
 }
 
 // ---------------------------------------------------------------------------------------------
