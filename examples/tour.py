@@ -112,7 +112,8 @@ def pandas_flows() -> None:
     }, index=pd.date_range("2023-01-01", periods=5, freq="D"))
     print(df.to_string(max_cols=6).replace("\n", "\n  ").join(["  ", ""]))
     for kwargs in ({"nan": "zero"}, {"nan": "ffill_bfill", "normalize": "minmax"},
-                   {"nan": "mean", "categorical": "onehot", "index": True, "datetime": "days"}):
+                   {"columns": ["close", "volume", "sector"], "nan": "mean", "categorical": "onehot",
+                    "index": True, "datetime": "days"}):
         t = dlshare.from_dataframe(df, **kwargs)
         meta = t.meta or {}
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
