@@ -36,6 +36,9 @@ _NORMALIZE = {
 }
 _CATEGORICAL = ("raise", "codes", "onehot")
 _DATETIME = ("raise", "days", "seconds")
+_CPU = (lib.kDLCPU, 0)
+_READ_ONLY = lib.DLSHARE_VIEW_READ_ONLY
+_SWAPPED = lib.DLSHARE_VIEW_BYTE_SWAPPED
 _TICKS_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 _SECONDS_PER_DAY = 86400
 
@@ -87,10 +90,25 @@ class _Spec:
         return [self.name]
 
 
+_NUMPY_KINDS = {
+    "b": "value",
+    "i": "value",
+    "u": "value",
+    "f": "value",
+    "M": "datetime",
+    "m": "datetime",
+    "O": "text",
+    "U": "text",
+    "S": "text",
+}
+
+
 def _classify(values: Any) -> str | None:
     """value, masked, category, text, datetime, or None (not convertible)."""
-    pd = _pd()
     dtype = values.dtype
+    if isinstance(dtype, np.dtype):  # the common case, without pandas' slower type tests
+        return _NUMPY_KINDS.get(dtype.kind)
+    pd = _pd()
     if isinstance(dtype, pd.CategoricalDtype):
         return "category"
     if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
@@ -98,8 +116,6 @@ def _classify(values: Any) -> str | None:
     if pd.api.types.is_bool_dtype(dtype) or (
         pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
     ):
-        if isinstance(dtype, np.dtype):
-            return "value"
         return "masked"
     if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
         return "text"
@@ -123,7 +139,9 @@ def _value_arrays(values: Any) -> tuple[np.ndarray, np.ndarray | None]:
 def _spec(name: Any, values: Any, categorical: str, datetime: str) -> _Spec | str:
     """The column's spec, or the reason it cannot be converted under these options."""
     kind = _classify(values)
-    if kind in ("value", "masked"):
+    if kind == "value":
+        return _Spec(name, values, values.to_numpy(), lib.DLSHARE_COLUMN_VALUE)
+    if kind == "masked":
         data, mask = _value_arrays(values)
         return _Spec(name, values, data, lib.DLSHARE_COLUMN_VALUE, mask)
     if kind == "datetime":
@@ -169,38 +187,42 @@ def _call(specs: list[_Spec], dtype: Any, nan: Any, normalize: Any) -> Tensor:
     if normalize not in _NORMALIZE:
         raise ValueError(f"normalize must be one of {list(_NORMALIZE)}, got {normalize!r}")
     n = len(specs)
-    cols = ffi.new("dlshare_column[]", n)
-    dims = ffi.new("int64_t[]", 2 * n)
-    for i, spec in enumerate(specs):
-        arr = spec.array
-        iface = arr.__array_interface__
+    ifaces = [spec.array.__array_interface__ for spec in specs]
+    dims = ffi.new(
+        "int64_t[]", [d for spec in specs for d in (spec.array.shape[0], spec.array.strides[0])]
+    )
+    init = []
+    for i, (spec, iface) in enumerate(zip(specs, ifaces)):
         key, swapped = _from_typestr(iface["typestr"])
-        c = cols[i]
-        v = c.view
-        v.data = ffi.cast("void *", iface["data"][0])
-        v.dtype = key
-        v.ndim = 1
-        dims[2 * i] = arr.shape[0]
-        dims[2 * i + 1] = arr.strides[0]
-        v.shape = dims + 2 * i
-        v.byte_strides = dims + (2 * i + 1)
-        v.device = (lib.kDLCPU, 0)
-        v.flags = (lib.DLSHARE_VIEW_READ_ONLY if iface["data"][1] else 0) | (
-            lib.DLSHARE_VIEW_BYTE_SWAPPED if swapped else 0
-        )
-        v.release = ffi.NULL
-        v.release_ctx = ffi.NULL
-        c.kind = spec.kind
+        flags = (_READ_ONLY if iface["data"][1] else 0) | (_SWAPPED if swapped else 0)
+        column = {
+            "view": {
+                "data": ffi.cast("void *", iface["data"][0]),
+                "dtype": key,
+                "ndim": 1,
+                "shape": dims + 2 * i,
+                "byte_strides": dims + (2 * i + 1),
+                "device": _CPU,
+                "flags": flags,
+            },
+            "kind": spec.kind,
+            "datetime_divisor": spec.divisor,
+            "datetime_floor": spec.floor,
+            "ncategories": len(spec.labels) if spec.labels is not None else 0,
+        }
         if spec.mask is not None:
-            c.missing = ffi.cast("const uint8_t *", spec.mask.__array_interface__["data"][0])
-        c.datetime_divisor = spec.divisor
-        c.datetime_floor = spec.floor
-        c.ncategories = len(spec.labels) if spec.labels is not None else 0
-    opts = ffi.new("dlshare_columns_options *")
-    opts.dtype = dtype_key(dtype)
-    opts.nan_policy = policy
-    opts.fill_value = fill
-    opts.normalize = _NORMALIZE[normalize]
+            column["missing"] = ffi.cast("uint8_t *", spec.mask.__array_interface__["data"][0])
+        init.append(column)
+    cols = ffi.new("dlshare_column[]", init)  # release callbacks stay NULL: the library copies
+    opts = ffi.new(
+        "dlshare_columns_options *",
+        {
+            "dtype": dtype_key(dtype),
+            "nan_policy": policy,
+            "fill_value": fill,
+            "normalize": _NORMALIZE[normalize],
+        },
+    )
     out = ffi.new("dlshare_tensor **")
     try:
         check(lib.dlshare_tensor_from_columns(cols, n, opts, out))
@@ -258,8 +280,8 @@ def from_dataframe(
     if index:
         specs.append(_index_spec(df.index, datetime))
     if columns is None:
-        for position, name in enumerate(df.columns):
-            spec = _spec(name, df.iloc[:, position], categorical, datetime)
+        for name, values in df.items():
+            spec = _spec(name, values, categorical, datetime)
             if isinstance(spec, str):
                 skipped.append(name)
             else:
