@@ -167,7 +167,17 @@ impl DType {
 
     /// The computable kind, if this is one of the 15 types dlshare can cast.
     pub fn kind(self) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.dtype() == self)
+        // The table is built at compile time: this lookup is on every conversion's path.
+        const DTYPES: [DType; Kind::ALL.len()] = {
+            let mut out = [DType::new(0, 0, 0); Kind::ALL.len()];
+            let mut i = 0;
+            while i < out.len() {
+                out[i] = Kind::ALL[i].dtype();
+                i += 1;
+            }
+            out
+        };
+        DTYPES.iter().position(|&d| d == self).map(|i| Kind::ALL[i])
     }
 
     /// Total bits of one element (all lanes).
@@ -207,21 +217,7 @@ impl DType {
 
     /// A readable name: `float32`, `bfloat16`, `complex64`, `float8_e4m3fn`, `int32x4`.
     pub fn name(self) -> String {
-        let base = match self.code {
-            code::BOOL => "bool".to_string(),
-            code::INT => format!("int{}", self.bits),
-            code::UINT => format!("uint{}", self.bits),
-            code::FLOAT => format!("float{}", self.bits),
-            code::BFLOAT => format!("bfloat{}", self.bits),
-            code::COMPLEX => format!("complex{}", self.bits),
-            code::OPAQUE_HANDLE => format!("opaque{}", self.bits),
-            c => code_name(c).to_string(),
-        };
-        if self.lanes == 1 {
-            base
-        } else {
-            format!("{base}x{}", self.lanes)
-        }
+        self.to_string()
     }
 
     /// Parses the names `name()` produces for the 15 computable types.
@@ -315,9 +311,24 @@ fn code_name(c: u8) -> &'static str {
     }
 }
 
+/// Written piece by piece (no intermediate String): dtypes are formatted into every decision.
 impl std::fmt::Display for DType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.name())
+        let bits = self.bits;
+        match self.code {
+            code::BOOL => f.write_str("bool")?,
+            code::INT => write!(f, "int{bits}")?,
+            code::UINT => write!(f, "uint{bits}")?,
+            code::FLOAT => write!(f, "float{bits}")?,
+            code::BFLOAT => write!(f, "bfloat{bits}")?,
+            code::COMPLEX => write!(f, "complex{bits}")?,
+            code::OPAQUE_HANDLE => write!(f, "opaque{bits}")?,
+            c => f.write_str(code_name(c))?,
+        }
+        if self.lanes != 1 {
+            write!(f, "x{}", self.lanes)?;
+        }
+        Ok(())
     }
 }
 

@@ -2,6 +2,8 @@
 //! straight copy, a byte swap, a cast, or a byte swap then a cast. Every layout kernel ends in
 //! [`Converter::run`], on runs read straight from the source or gathered into a scratch block.
 
+use std::mem::MaybeUninit;
+
 use super::cast::{CastFn, cast_fn};
 use crate::dtype::DType;
 
@@ -68,26 +70,35 @@ impl Converter {
             Op::Swap(unit) => unsafe { swap(src, dst, n * self.in_item / unit, unit) },
             // SAFETY: forwarded contract.
             Op::Cast(f) => unsafe { f(src, dst, n) },
-            Op::SwapCast(unit, f) => {
-                let mut scratch = [0u128; BLOCK];
-                let stage = scratch.as_mut_ptr().cast::<u8>();
-                let mut done = 0;
-                while done < n {
-                    let m = (n - done).min(BLOCK);
-                    // SAFETY: block `done..done + m` lies within the caller's buffers; the
-                    // scratch holds BLOCK elements of up to 16 bytes.
-                    unsafe {
-                        swap(
-                            src.add(done * self.in_item),
-                            stage,
-                            m * self.in_item / unit,
-                            unit,
-                        );
-                        f(stage, dst.add(done * self.out_item), m);
-                    }
-                    done += m;
-                }
+            // SAFETY: forwarded contract.
+            Op::SwapCast(unit, f) => unsafe { self.swap_cast(unit, f, src, dst, n) },
+        }
+    }
+
+    /// Byte swap then cast, staged through a block on the stack (kept out of line so that the
+    /// block is on the stack only when used).
+    ///
+    /// # Safety
+    /// As `run`.
+    #[inline(never)]
+    unsafe fn swap_cast(&self, unit: usize, f: CastFn, src: *const u8, dst: *mut u8, n: usize) {
+        let mut scratch = [const { MaybeUninit::<u128>::uninit() }; BLOCK];
+        let stage = scratch.as_mut_ptr().cast::<u8>();
+        let mut done = 0;
+        while done < n {
+            let m = (n - done).min(BLOCK);
+            // SAFETY: block `done..done + m` lies within the caller's buffers; the scratch
+            // holds BLOCK elements of up to 16 bytes.
+            unsafe {
+                swap(
+                    src.add(done * self.in_item),
+                    stage,
+                    m * self.in_item / unit,
+                    unit,
+                );
+                f(stage, dst.add(done * self.out_item), m);
             }
+            done += m;
         }
     }
 }

@@ -65,14 +65,9 @@ pub unsafe fn copy_to_contiguous(src: &Source<'_>, dst: &mut [u8], dst_dtype: DT
     let conv = contiguous::Converter::new(src.dtype, dst_dtype, src.byte_swapped);
     let bytes = n * (conv.in_item + conv.out_item);
     let workers = parallel::workers_for(bytes);
-    let plan = plan::Plan::new(
-        src.shape,
-        src.byte_strides,
-        conv,
-        src.ptr,
-        dst.as_mut_ptr(),
-        workers,
-    );
+    let mut dims = [plan::Dim::default(); crate::layout::MAX_NDIM];
+    let dims = plan::simplify(src.shape, src.byte_strides, conv.in_item, &mut dims);
+    let plan = plan::Plan::new(dims, conv, src.ptr, dst.as_mut_ptr(), workers);
     // SAFETY: the caller guarantees the source layout is readable; `dst` is exclusively ours
     // and holds the whole C-contiguous result; `parallel::run` hands out disjoint unit ranges.
     parallel::run(plan.units(), workers, |lo, hi| unsafe { plan.run(lo, hi) });

@@ -13,6 +13,8 @@
 //! The work is a range of units (rows or row parts; tile rows), so that threads take
 //! contiguous pieces of the destination and first-touch their own pages.
 
+use std::mem::MaybeUninit;
+
 use super::contiguous::Converter;
 use super::gather::{gather_row, transpose_tile};
 use crate::layout::MAX_NDIM;
@@ -27,10 +29,45 @@ const FAR_STRIDE: usize = 64;
 const MIN_PART: usize = 16 * 1024;
 
 #[derive(Clone, Copy, Default)]
-struct Dim {
+pub(super) struct Dim {
     len: usize,
     /// Source byte stride.
     src: isize,
+}
+
+/// The source layout with extent-1 axes dropped and mergeable neighbours merged, written into
+/// `buf` (at least one axis: a single element is one axis of extent 1).
+pub(super) fn simplify<'a>(
+    shape: &[i64],
+    byte_strides: &[i64],
+    item: usize,
+    buf: &'a mut [Dim; MAX_NDIM],
+) -> &'a [Dim] {
+    let mut ndim = 0;
+    for (&len, &stride) in shape.iter().zip(byte_strides) {
+        let (len, src) = (len as usize, stride as isize);
+        if len == 1 {
+            continue;
+        }
+        // Merge with the previous (outer) axis when that one steps over a whole run of this one.
+        if ndim > 0 && buf[ndim - 1].src == src.wrapping_mul(len as isize) {
+            buf[ndim - 1] = Dim {
+                len: buf[ndim - 1].len * len,
+                src,
+            };
+        } else {
+            buf[ndim] = Dim { len, src };
+            ndim += 1;
+        }
+    }
+    if ndim == 0 {
+        buf[0] = Dim {
+            len: 1,
+            src: item as isize,
+        };
+        ndim = 1;
+    }
+    &buf[..ndim]
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -43,9 +80,8 @@ enum Walk {
 }
 
 /// A copy of a strided source into a C-contiguous destination, ready to run on unit ranges.
-pub(super) struct Plan {
-    dims: [Dim; MAX_NDIM],
-    ndim: usize,
+pub(super) struct Plan<'a> {
+    dims: &'a [Dim],
     walk: Walk,
     conv: Converter,
     src: *const u8,
@@ -62,45 +98,19 @@ pub(super) struct Plan {
 // SAFETY: a plan only reads through `src` and writes through `dst`; `run` is called on
 // disjoint unit ranges, which write disjoint destination bytes. The caller of `Plan::new`
 // guarantees both buffers outlive every run.
-unsafe impl Sync for Plan {}
+unsafe impl Sync for Plan<'_> {}
 
-impl Plan {
-    /// `shape`/`byte_strides` describe the source (non-empty: every extent >= 1); `dst` is its
-    /// C-contiguous destination. `workers` is the number of threads that will share the work.
+impl<'a> Plan<'a> {
+    /// `dims` is the simplified source layout (`simplify`); `dst` is its C-contiguous
+    /// destination. `workers` is the number of threads that will share the work.
     pub fn new(
-        shape: &[i64],
-        byte_strides: &[i64],
+        dims: &'a [Dim],
         conv: Converter,
         src: *const u8,
         dst: *mut u8,
         workers: usize,
-    ) -> Plan {
-        let mut dims = [Dim::default(); MAX_NDIM];
-        let mut ndim = 0;
-        for (&len, &stride) in shape.iter().zip(byte_strides) {
-            let (len, src) = (len as usize, stride as isize);
-            if len == 1 {
-                continue;
-            }
-            // Merge with the previous (outer) axis when that one steps over a whole run of
-            // this one.
-            if ndim > 0 && dims[ndim - 1].src == src.wrapping_mul(len as isize) {
-                dims[ndim - 1] = Dim {
-                    len: dims[ndim - 1].len * len,
-                    src,
-                };
-            } else {
-                dims[ndim] = Dim { len, src };
-                ndim += 1;
-            }
-        }
-        if ndim == 0 {
-            dims[0] = Dim {
-                len: 1,
-                src: conv.in_item as isize,
-            };
-            ndim = 1;
-        }
+    ) -> Plan<'a> {
+        let ndim = dims.len();
         let inner = dims[ndim - 1];
         let walk = (0..ndim - 1)
             .filter(|&a| dims[a].src != 0 && dims[a].src.unsigned_abs() < inner.src.unsigned_abs())
@@ -111,7 +121,6 @@ impl Plan {
             .map_or(Walk::Rows, |k| Walk::Tiles { k });
         let mut plan = Plan {
             dims,
-            ndim,
             walk,
             conv,
             src,
@@ -121,7 +130,7 @@ impl Plan {
             tile_cols: inner.len,
             units: 0,
         };
-        let outer: usize = plan.dims[..ndim - 1].iter().map(|d| d.len).product();
+        let outer: usize = dims[..ndim - 1].iter().map(|d| d.len).product();
         match walk {
             Walk::Rows => {
                 // Split rows only when there are too few to share out.
@@ -135,8 +144,8 @@ impl Plan {
             Walk::Tiles { k } => {
                 let item = conv.in_item.max(1);
                 plan.tile_cols = (SCRATCH_BYTES / (TILE_ROWS * item)).clamp(1, inner.len);
-                plan.per = plan.dims[k].len.div_ceil(TILE_ROWS);
-                plan.units = outer / plan.dims[k].len * plan.per;
+                plan.per = dims[k].len.div_ceil(TILE_ROWS);
+                plan.units = outer / dims[k].len * plan.per;
             }
         }
         plan
@@ -149,11 +158,7 @@ impl Plan {
 
     /// Destination byte stride of (merged) axis `a`.
     fn dst_stride(&self, a: usize) -> usize {
-        self.dims[a + 1..self.ndim]
-            .iter()
-            .map(|d| d.len)
-            .product::<usize>()
-            * self.conv.out_item
+        self.dims[a + 1..].iter().map(|d| d.len).product::<usize>() * self.conv.out_item
     }
 
     /// Runs units `lo..hi`.
@@ -177,15 +182,12 @@ impl Plan {
     /// # Safety
     /// As `run`.
     unsafe fn run_rows(&self, lo: usize, hi: usize) {
-        let outer = &self.dims[..self.ndim - 1];
-        let inner = self.dims[self.ndim - 1];
+        let outer = &self.dims[..self.dims.len() - 1];
+        let inner = self.dims[self.dims.len() - 1];
         let (in_item, out_item) = (self.conv.in_item, self.conv.out_item);
         let mut row = lo / self.per;
         let mut part = lo % self.per;
         let mut odo = Odometer::at(outer, row);
-        let mut scratch = [0u128; SCRATCH_BYTES / 16];
-        let stage = scratch.as_mut_ptr().cast::<u8>();
-        let block = SCRATCH_BYTES / in_item.max(1);
         for _ in lo..hi {
             let c0 = part * self.part;
             let c1 = (c0 + self.part).min(inner.len);
@@ -195,22 +197,14 @@ impl Plan {
             let dst = self.dst.wrapping_add((row * inner.len + c0) * out_item);
             let n = c1 - c0;
             // SAFETY: elements c0..c1 of this row are source elements and their destination
-            // lies inside the destination buffer (contract); the scratch holds `block`
-            // elements.
+            // lies inside the destination buffer (contract).
             unsafe {
                 if inner.src == in_item as isize {
                     self.conv.run(src, dst, n);
                 } else if self.conv.is_copy() || in_item > 16 {
                     gather_row(src, inner.src, dst, n, in_item);
                 } else {
-                    let mut done = 0;
-                    while done < n {
-                        let m = (n - done).min(block);
-                        let from = src.wrapping_offset(done as isize * inner.src);
-                        gather_row(from, inner.src, stage, m, in_item);
-                        self.conv.run(stage, dst.add(done * out_item), m);
-                        done += m;
-                    }
+                    gather_convert(&self.conv, src, inner.src, dst, n);
                 }
             }
             part += 1;
@@ -224,8 +218,9 @@ impl Plan {
 
     /// # Safety
     /// As `run`.
+    #[inline(never)]
     unsafe fn run_tiles(&self, k: usize, lo: usize, hi: usize) {
-        let nd = self.ndim;
+        let nd = self.dims.len();
         let inner = self.dims[nd - 1];
         let axis = self.dims[k];
         let (in_item, out_item) = (self.conv.in_item, self.conv.out_item);
@@ -246,7 +241,7 @@ impl Plan {
         let slab_dst =
             |odo: &Odometer| -> usize { (0..nrest).map(|a| odo.index[a] * rest_dst[a]).sum() };
         let mut dst_base = slab_dst(&odo);
-        let mut scratch = [0u128; SCRATCH_BYTES / 16];
+        let mut scratch = [const { MaybeUninit::<u128>::uninit() }; SCRATCH_BYTES / 16];
         let stage = scratch.as_mut_ptr().cast::<u8>();
         for _ in lo..hi {
             let r0 = block * TILE_ROWS;
@@ -282,6 +277,36 @@ impl Plan {
                 dst_base = slab_dst(&odo);
             }
         }
+    }
+}
+
+/// Gathers a strided run into a scratch block and converts it from there, block by block. Kept
+/// out of line so that the 16 KiB scratch is on the stack only when it is used.
+///
+/// # Safety
+/// The `n` source elements at `src + i * stride` are readable; `dst` is writable for `n`
+/// destination elements.
+#[inline(never)]
+unsafe fn gather_convert(conv: &Converter, src: *const u8, stride: isize, dst: *mut u8, n: usize) {
+    let mut scratch = [const { MaybeUninit::<u128>::uninit() }; SCRATCH_BYTES / 16];
+    let stage = scratch.as_mut_ptr().cast::<u8>();
+    let block = SCRATCH_BYTES / conv.in_item;
+    let mut done = 0;
+    while done < n {
+        let m = (n - done).min(block);
+        // SAFETY: block `done..done + m` of the run (contract); the scratch holds `block`
+        // source elements.
+        unsafe {
+            gather_row(
+                src.wrapping_offset(done as isize * stride),
+                stride,
+                stage,
+                m,
+                conv.in_item,
+            );
+            conv.run(stage, dst.add(done * conv.out_item), m);
+        }
+        done += m;
     }
 }
 
