@@ -35,11 +35,12 @@ fi
 
 # Python packages: the real libraries the tests compare against (torch also ships the upstream
 # DLPack header, ATen/dlpack.h, that the C tests include in both orders with ours), cffi for
-# the binding, pytest; only what is missing is installed.
+# the binding, pytest, and tree-sitter with its Julia grammar (the Julia sources are parsed by
+# the tests, since Julia itself is not installable here); only what is missing is installed.
 PY=${PYTHON:-python3}
 export PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 need_pip=()
-for module in numpy pandas cffi pytest setuptools wheel torch jax; do
+for module in numpy pandas cffi pytest setuptools wheel torch jax tree_sitter tree_sitter_julia; do
   "$PY" -c "import $module" 2>/dev/null || need_pip+=("$module")
 done
 if [ ${#need_pip[@]} -gt 0 ]; then

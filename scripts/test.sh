@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test: formatting, lints, the header check and the Rust
-# tests (cargo test), the C tests against the installed CMake package (ctest), and the Python
-# tests against the installed Python package (pytest).
+# tests (cargo test), the C and C++ tests against the installed CMake package (ctest), the
+# Python tests against the installed Python package (pytest, which also checks the Julia
+# package's sources and ccall contract), and the Julia tests when julia is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,8 +13,10 @@ echo "== cargo clippy -D warnings"
 cargo clippy --all-targets -- -D warnings
 echo "== cargo test"
 cargo test
-echo "== C tests (CMake package + ctest)"
+echo "== C and C++ tests (CMake package + ctest: tests/c, tests/cpp, README examples)"
 bash tests/c/run.sh
 echo "== Python tests (pytest, against the installed package)"
 python3 -m pytest tests/python -q -p no:cacheprovider
+echo "== Julia tests (bindings/julia/DLShare)"
+bash bindings/julia/run_tests.sh
 echo "== all tests passed"
