@@ -140,6 +140,17 @@ pub struct Source {
     pub subbyte_padded: bool,
 }
 
+/// Element strides to byte strides, overflow-checked. A zero-size array touches no memory, so
+/// its strides only need to be representable: they saturate instead of failing (an export of
+/// a `(0, INT64_MAX)` tensor must re-import).
+pub fn byte_strides_for(shape: &[i64], strides: &[i64], item_size: usize) -> Result<Vec<i64>> {
+    if shape.contains(&0) {
+        let item = i64::try_from(item_size).unwrap_or(i64::MAX);
+        return Ok(strides.iter().map(|s| s.saturating_mul(item)).collect());
+    }
+    layout::byte_strides(strides, item_size)
+}
+
 impl Source {
     /// A source over an existing tensor.
     pub fn of_tensor(t: &Tensor) -> Result<Source> {
@@ -148,7 +159,7 @@ impl Source {
             byte_offset: t.byte_offset,
             dtype: t.dtype,
             shape: t.shape.clone(),
-            byte_strides: layout::byte_strides(&t.strides, t.dtype.item_size())?,
+            byte_strides: byte_strides_for(&t.shape, &t.strides, t.dtype.item_size())?,
             device: t.device(),
             read_only: t.read_only,
             byte_swapped: false,

@@ -80,7 +80,7 @@ pub unsafe fn source_of(t: &DLTensor, flags: u64) -> Result<Source> {
         data: t.data.cast(),
         byte_offset: t.byte_offset,
         dtype,
-        byte_strides: layout::byte_strides(&strides, dtype.item_size())?,
+        byte_strides: convert::byte_strides_for(&shape, &strides, dtype.item_size())?,
         shape,
         device: t.device.into(),
         read_only: flags & FLAG_READ_ONLY != 0,

@@ -213,7 +213,7 @@ fn view_source(v: &dlshare_view) -> Result<Source> {
     layout::numel(&shape)?;
     let dtype = crate::dtype::DType::from(v.dtype).validate()?;
     let byte_strides = if v.byte_strides.is_null() {
-        layout::byte_strides(&layout::c_strides(&shape), dtype.item_size())?
+        convert::byte_strides_for(&shape, &layout::c_strides(&shape), dtype.item_size())?
     } else {
         read(v.byte_strides, "byte_strides")?
     };

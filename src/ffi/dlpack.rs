@@ -89,9 +89,11 @@ pub unsafe extern "C" fn dlshare_explain_dlpack(
             out(decision_out, "decision_out")?;
             arg(managed, "managed")?
         };
+        // Options first, as the import reads them: both report the same error first.
+        let opts = options_from(options)?;
         // SAFETY: `m` is valid.
         let src = unsafe { import::source_of_versioned(m)? };
-        convert::decide(&src, &options_from(options)?)
+        convert::decide(&src, &opts)
     })
 }
 
@@ -111,9 +113,11 @@ pub unsafe extern "C" fn dlshare_explain_dlpack_legacy(
             out(decision_out, "decision_out")?;
             arg(managed, "managed")?
         };
+        // Options first, as the import reads them: both report the same error first.
+        let opts = options_from(options)?;
         // SAFETY: `m` is valid.
         let src = unsafe { import::source_of_legacy(m)? };
-        convert::decide(&src, &options_from(options)?)
+        convert::decide(&src, &opts)
     })
 }
 
