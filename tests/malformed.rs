@@ -858,6 +858,24 @@ fn a12_zero_size_with_wild_strides(c: &Case) {
     assert_eq!(shape_of(c.keep(copy)), [0, 5]);
 }
 
+fn a13_odd_width_opaque_shares(c: &Case) {
+    // 7-byte opaque elements: no alignment applies (found by fuzzing: 7 was taken for one).
+    let buf = Buf::zeroed(64);
+    let shape = [4i64];
+    let v = c.view(buf.ptr(), dt(3, 56), &shape, None, 0);
+    let (s, h, d) = from_view(&v, &opts(SHARE));
+    c.check(s);
+    assert!(d.shared);
+    // Its export re-imports (shared) as well.
+    let mut ev: *mut DLManagedTensorVersioned = null_mut();
+    // SAFETY: writable output.
+    ok(unsafe { dlshare_tensor_to_dlpack(c.keep(h), &mut ev) });
+    let (s, back, d) = import_versioned(ev, &opts(SHARE));
+    ok(s);
+    assert!(d.shared);
+    c.keep(back);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Handles.
 
@@ -2175,6 +2193,7 @@ catalogue! {
     a10_dlpack_newer_minor: "dlshare_tensor_from_dlpack", "version 1.99 (newer minor)" => DLSHARE_OK, "minor versions are backward compatible", "";
     a11_dlpack_unknown_flag_bits: "dlshare_tensor_from_dlpack", "flags with undefined bits 40 and 63" => DLSHARE_OK, "undefined flag bits are ignored (room for future minors)", "";
     a12_zero_size_with_wild_strides: "dlshare_tensor_from_dlpack", "shape (0, 5) with strides (INT64_MAX, INT64_MIN)" => DLSHARE_OK, "a zero-size tensor touches no memory: its strides are not checked (byte strides saturate), and its export re-imports", "";
+    a13_odd_width_opaque_shares: "dlshare_tensor_from_view, dlshare_tensor_from_dlpack", "opaque handle of 56 bits (7-byte elements) in SHARE mode" => DLSHARE_OK, "elements of a size that is not a power of two need no alignment", "";
     h01_null_handle: "every function taking a handle (21 calls)", "tensor = NULL" => DLSHARE_ERR_INVALID_HANDLE, "handle is NULL", HND;
     h02_address_of_a_local: "every function taking a handle", "address of a local array" => DLSHARE_ERR_INVALID_HANDLE, "not a live dlshare tensor handle", HND;
     h03_forged_handle_unused_slot: "every function taking a handle", "forged value with the handle tag and an unallocated slot" => DLSHARE_ERR_INVALID_HANDLE, "not a live dlshare tensor handle", "";

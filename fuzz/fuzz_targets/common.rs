@@ -228,7 +228,12 @@ pub fn blank_decision() -> dlshare_decision {
 ///
 /// # Safety
 /// Every addressed element must be readable.
-pub unsafe fn gather(first: *const u8, shape: &[i64], byte_strides: &[i64], item: usize) -> Vec<u8> {
+pub unsafe fn gather(
+    first: *const u8,
+    shape: &[i64],
+    byte_strides: &[i64],
+    item: usize,
+) -> Vec<u8> {
     let n: i64 = shape.iter().product();
     let mut out = Vec::with_capacity(n as usize * item);
     let mut idx = vec![0i64; shape.len()];

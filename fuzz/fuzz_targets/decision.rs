@@ -10,7 +10,7 @@
 mod common;
 
 use common::Bytes;
-use dlshare::{Decision, Device, DType, Error, Mode, Options, Reason, Source};
+use dlshare::{DType, Decision, Device, Error, Mode, Options, Reason, Source};
 use libfuzzer_sys::fuzz_target;
 
 fn options(mode: Mode, b: &mut Bytes) -> Options {
@@ -84,7 +84,10 @@ fuzz_target!(|input: &[u8]| {
         assert!(d.shared && d.reason == Reason::None, "SHARE copied: {d:?}");
     }
     if let Ok(d) = &copy {
-        assert!(!d.shared && d.reason == Reason::CopyRequested, "COPY shared: {d:?}");
+        assert!(
+            !d.shared && d.reason == Reason::CopyRequested,
+            "COPY shared: {d:?}"
+        );
     }
     let same_place = share_opts.dtype.is_none_or(|t| t == src.dtype)
         && share_opts.device.is_none_or(|t| t == src.device);

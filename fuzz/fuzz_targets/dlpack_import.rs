@@ -53,7 +53,11 @@ fuzz_target!(|input: &[u8]| {
         248..=251 => 65,
         _ => i32::MAX,
     };
-    let n = if (0..=64).contains(&ndim) { ndim as usize } else { 64 };
+    let n = if (0..=64).contains(&ndim) {
+        ndim as usize
+    } else {
+        64
+    };
     let mut shape: Vec<i64> = (0..n).map(|_| b.extent()).collect();
     if !(0..=64).contains(&ndim) {
         shape = vec![1; 64]; // must not be read past its 64 values
@@ -213,11 +217,19 @@ fuzz_target!(|input: &[u8]| {
         status_name(s)
     );
     if s == DLSHARE_OK || s == DLSHARE_ERR_CANNOT_SHARE {
-        assert_eq!(summary(&e), summary(&d), "explain and import decided differently");
+        assert_eq!(
+            summary(&e),
+            summary(&d),
+            "explain and import decided differently"
+        );
     }
     if s != DLSHARE_OK {
         assert_eq!(h, sentinel, "output written on failure");
-        assert_eq!(DELETED.load(Ordering::SeqCst), 0, "deleter called on failure");
+        assert_eq!(
+            DELETED.load(Ordering::SeqCst),
+            0,
+            "deleter called on failure"
+        );
         let after = if legacy {
             bytes_of(&legacy_m)
         } else {
@@ -231,11 +243,29 @@ fuzz_target!(|input: &[u8]| {
     if d.shared {
         assert_eq!(DELETED.load(Ordering::SeqCst), 0, "deleted while shared");
     } else {
-        assert_eq!(DELETED.load(Ordering::SeqCst), once, "a copy kept the producer");
+        assert_eq!(
+            DELETED.load(Ordering::SeqCst),
+            once,
+            "a copy kept the producer"
+        );
     }
-    check_result(h, &d, &shape, byte_strides.as_deref(), data, byte_offset, item, &o, dtype);
+    check_result(
+        h,
+        &d,
+        &shape,
+        byte_strides.as_deref(),
+        data,
+        byte_offset,
+        item,
+        &o,
+        dtype,
+    );
     assert_eq!(dlshare_tensor_release(h), DLSHARE_OK);
-    assert_eq!(DELETED.load(Ordering::SeqCst), once, "deleter not run exactly once");
+    assert_eq!(
+        DELETED.load(Ordering::SeqCst),
+        once,
+        "deleter not run exactly once"
+    );
     assert_eq!(dlshare_live_tensor_count(), start_live, "storage leaked");
 });
 
@@ -254,7 +284,10 @@ fn check_result(
     let mut dl = std::mem::MaybeUninit::<DLTensor>::uninit();
     let mut flags = 0u64;
     // SAFETY: writable outputs.
-    assert_eq!(unsafe { dlshare_tensor_info(h, dl.as_mut_ptr(), &mut flags) }, DLSHARE_OK);
+    assert_eq!(
+        unsafe { dlshare_tensor_info(h, dl.as_mut_ptr(), &mut flags) },
+        DLSHARE_OK
+    );
     // SAFETY: written on success.
     let dl = unsafe { dl.assume_init() };
     assert_eq!(dl.ndim as usize, shape.len());
@@ -287,9 +320,16 @@ fn check_result(
         dlshare::ffi::convert::dlshare_mode::DLSHARE_MODE_SHARE,
     );
     opts.allow_read_only = true;
+    let mut rd = blank_decision();
     // SAFETY: a live export we own.
-    let s: dlshare_status =
-        unsafe { dlshare_tensor_from_dlpack(ev, &opts, &mut back, null_mut()) };
-    assert_eq!(s, DLSHARE_OK, "our own export did not re-import: {}", status_name(s));
+    let s: dlshare_status = unsafe { dlshare_tensor_from_dlpack(ev, &opts, &mut back, &mut rd) };
+    assert_eq!(
+        s,
+        DLSHARE_OK,
+        "our own export did not re-import: {} {:?} (import decision {:?})",
+        status_name(s),
+        String::from_utf8_lossy(&summary(&rd).2),
+        String::from_utf8_lossy(&summary(d).2)
+    );
     assert_eq!(dlshare_tensor_release(back), DLSHARE_OK);
 }

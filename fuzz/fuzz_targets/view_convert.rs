@@ -18,13 +18,13 @@ use std::ptr::{null, null_mut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
+use dlshare::dlpack::DLTensor;
 use dlshare::ffi::columns::dlshare_tensor_view;
 use dlshare::ffi::convert::*;
 use dlshare::ffi::dlshare_status::*;
 use dlshare::ffi::handles::dlshare_tensor;
 use dlshare::ffi::tensor::*;
 use dlshare::ffi::version::dlshare_live_tensor_count;
-use dlshare::dlpack::DLTensor;
 use libfuzzer_sys::fuzz_target;
 
 static RELEASED: AtomicUsize = AtomicUsize::new(0);
@@ -38,7 +38,10 @@ const SENTINEL: *mut dlshare_tensor = 0x5E47_1E10usize as *mut dlshare_tensor;
 fn info(h: *const dlshare_tensor) -> DLTensor {
     let mut dl = std::mem::MaybeUninit::<DLTensor>::uninit();
     // SAFETY: writable output.
-    assert_eq!(unsafe { dlshare_tensor_info(h, dl.as_mut_ptr(), null_mut()) }, DLSHARE_OK);
+    assert_eq!(
+        unsafe { dlshare_tensor_info(h, dl.as_mut_ptr(), null_mut()) },
+        DLSHARE_OK
+    );
     // SAFETY: written on success.
     unsafe { dl.assume_init() }
 }
@@ -102,7 +105,11 @@ fuzz_target!(|input: &[u8]| {
         244..=249 => -1,
         _ => 65,
     };
-    let n = if (0..=64).contains(&ndim) { ndim as usize } else { 64 };
+    let n = if (0..=64).contains(&ndim) {
+        ndim as usize
+    } else {
+        64
+    };
     let shape: Vec<i64> = if (0..=64).contains(&ndim) {
         (0..n).map(|_| b.extent()).collect()
     } else {
@@ -161,11 +168,19 @@ fuzz_target!(|input: &[u8]| {
         data: data.cast(),
         dtype,
         ndim,
-        shape: if shape.is_empty() { null() } else { shape.as_ptr() },
+        shape: if shape.is_empty() {
+            null()
+        } else {
+            shape.as_ptr()
+        },
         byte_strides: byte_strides.as_ref().map_or(null(), |s| s.as_ptr()),
         device,
         flags,
-        release: if with_release { Some(count_release) } else { None },
+        release: if with_release {
+            Some(count_release)
+        } else {
+            None
+        },
         release_ctx: null_mut(),
     };
     let mut e = blank_decision();
@@ -189,7 +204,11 @@ fuzz_target!(|input: &[u8]| {
     }
     if s != DLSHARE_OK {
         assert_eq!(h, SENTINEL);
-        assert_eq!(RELEASED.load(Ordering::SeqCst), 0, "release called on failure");
+        assert_eq!(
+            RELEASED.load(Ordering::SeqCst),
+            0,
+            "release called on failure"
+        );
         assert_eq!(dlshare_live_tensor_count(), start_live);
         return;
     }
@@ -219,8 +238,16 @@ fuzz_target!(|input: &[u8]| {
         dlshare_tensor_view(
             h,
             vdim as i32,
-            if vshape.is_empty() { null() } else { vshape.as_ptr() },
-            if b.bool() || vstrides.is_empty() { null() } else { vstrides.as_ptr() },
+            if vshape.is_empty() {
+                null()
+            } else {
+                vshape.as_ptr()
+            },
+            if b.bool() || vstrides.is_empty() {
+                null()
+            } else {
+                vstrides.as_ptr()
+            },
             offset,
             &mut w,
         )
@@ -242,6 +269,10 @@ fuzz_target!(|input: &[u8]| {
         assert_eq!(w, SENTINEL);
     }
     assert_eq!(dlshare_tensor_release(h), DLSHARE_OK);
-    assert_eq!(RELEASED.load(Ordering::SeqCst), once, "release not exactly once");
+    assert_eq!(
+        RELEASED.load(Ordering::SeqCst),
+        once,
+        "release not exactly once"
+    );
     assert_eq!(dlshare_live_tensor_count(), start_live, "storage leaked");
 });
