@@ -507,14 +507,15 @@ class Tensor {
   /// tensor (ask for data<const T>()).
   template <class T>
   T *data() const {
-    const DLTensor dl = info();
+    uint64_t flags = 0;
+    const DLTensor dl = info(&flags);
     if (!same_dtype(dl.dtype, dtype_of<T>())) {
       throw Error(DLSHARE_ERR_INVALID_ARGUMENT, "data<" + dtype_name(dtype_of<T>()) +
                                                     ">() on a " + dtype_name(dl.dtype) +
                                                     " tensor");
     }
     if constexpr (!std::is_const_v<T>) {
-      if (is_read_only()) {
+      if ((flags & DLPACK_FLAG_BITMASK_READ_ONLY) != 0) {
         throw Error(DLSHARE_ERR_READ_ONLY,
                     "mutable data<" + dtype_name(dtype_of<T>()) +
                         ">() on a read-only tensor; use data<const T>()");

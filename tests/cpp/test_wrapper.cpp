@@ -341,6 +341,11 @@ void test_views_and_modes() {
   EXPECT(!decision.shared() && decision.reason() == DLSHARE_REASON_NEGATIVE_STRIDE);
   EXPECT(flipped.values<double>()[0] == 8.0 && flipped.values<double>()[11] == 3.0);
 
+  // A raw dlshare_view works as well (no release callback: the caller keeps the memory).
+  Tensor from_raw = dlshare::from_view(raw, Mode::share, &decision);
+  EXPECT(decision.shared() && from_raw.data_ptr() == base);
+  from_raw.reset();
+
   // explain: the same answers without converting; a SHARE refusal is an answer.
   EXPECT(dlshare::explain(view, Mode::share).shared());
   EXPECT(dlshare::explain(raw, Mode::copy).reason() == DLSHARE_REASON_COPY_REQUESTED);
@@ -548,6 +553,7 @@ int main() {
   group("to_dlpack / to_dlpack_legacy: owning wrappers", test_dlpack_export);
   group("from_dlpack: versioned and legacy, deleters exactly once", test_dlpack_import);
   EXPECT(dlshare::live_tensor_count() == start);
-  std::printf("all dlshare.hpp checks passed (C++%ld)\n", static_cast<long>(__cplusplus / 100 % 100));
+  std::printf("all dlshare.hpp checks passed (C++%ld)\n",
+              static_cast<long>(__cplusplus / 100 % 100));
   return 0;
 }

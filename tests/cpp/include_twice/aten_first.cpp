@@ -8,4 +8,7 @@
 
 #include "common.hpp"
 
-int aten_first() { return exercise_both_headers("dlpack.h, dlshare.h, dlshare.hpp, dlpack.h, dlshare.hpp, dlshare.h"); }
+int aten_first() {
+  return exercise_both_headers(
+      "dlpack.h, dlshare.h, dlshare.hpp, dlpack.h, dlshare.hpp, dlshare.h");
+}

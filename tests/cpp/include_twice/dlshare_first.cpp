@@ -7,4 +7,6 @@
 
 #include "common.hpp"
 
-int dlshare_first() { return exercise_both_headers("dlshare.hpp, dlpack.h, dlshare.h, dlshare.hpp, dlpack.h"); }
+int dlshare_first() {
+  return exercise_both_headers("dlshare.hpp, dlpack.h, dlshare.h, dlshare.hpp, dlpack.h");
+}
