@@ -21,7 +21,7 @@ use crate::layout::MAX_NDIM;
 
 /// Bytes of scratch for staging gathered elements before a conversion, and for one tile.
 const SCRATCH_BYTES: usize = 16 * 1024;
-/// Rows of a tile: along the source's contiguous axis.
+/// Rows of a tile (along the source's contiguous axis), for elements of up to 256 bytes.
 const TILE_ROWS: usize = 64;
 /// A source stride beyond which the innermost axis is worth tiling (over a cache line).
 const FAR_STRIDE: usize = 64;
@@ -90,7 +90,8 @@ pub(super) struct Plan<'a> {
     per: usize,
     /// Elements per row part (rows walk).
     part: usize,
-    /// Columns of a tile (tiles walk).
+    /// Rows and columns of a tile (tiles walk).
+    tile_rows: usize,
     tile_cols: usize,
     units: usize,
 }
@@ -116,7 +117,9 @@ impl<'a> Plan<'a> {
             .filter(|&a| dims[a].src != 0 && dims[a].src.unsigned_abs() < inner.src.unsigned_abs())
             .min_by_key(|&a| dims[a].src.unsigned_abs())
             .filter(|&a| {
-                inner.src.unsigned_abs() > FAR_STRIDE && dims[a].src.unsigned_abs() <= FAR_STRIDE
+                inner.src.unsigned_abs() > FAR_STRIDE
+                    && dims[a].src.unsigned_abs() <= FAR_STRIDE
+                    && conv.in_item <= SCRATCH_BYTES
             })
             .map_or(Walk::Rows, |k| Walk::Tiles { k });
         let mut plan = Plan {
@@ -127,6 +130,7 @@ impl<'a> Plan<'a> {
             dst,
             per: 1,
             part: inner.len,
+            tile_rows: TILE_ROWS,
             tile_cols: inner.len,
             units: 0,
         };
@@ -142,9 +146,11 @@ impl<'a> Plan<'a> {
                 plan.units = outer * plan.per;
             }
             Walk::Tiles { k } => {
+                // A tile fills the scratch: 64 rows unless the elements are too wide for that.
                 let item = conv.in_item.max(1);
-                plan.tile_cols = (SCRATCH_BYTES / (TILE_ROWS * item)).clamp(1, inner.len);
-                plan.per = dims[k].len.div_ceil(TILE_ROWS);
+                plan.tile_rows = (SCRATCH_BYTES / item).clamp(1, TILE_ROWS);
+                plan.tile_cols = (SCRATCH_BYTES / (plan.tile_rows * item)).clamp(1, inner.len);
+                plan.per = dims[k].len.div_ceil(plan.tile_rows);
                 plan.units = outer / dims[k].len * plan.per;
             }
         }
@@ -244,8 +250,8 @@ impl<'a> Plan<'a> {
         let mut scratch = [const { MaybeUninit::<u128>::uninit() }; SCRATCH_BYTES / 16];
         let stage = scratch.as_mut_ptr().cast::<u8>();
         for _ in lo..hi {
-            let r0 = block * TILE_ROWS;
-            let rows = TILE_ROWS.min(axis.len - r0);
+            let r0 = block * self.tile_rows;
+            let rows = self.tile_rows.min(axis.len - r0);
             let mut c0 = 0;
             while c0 < inner.len {
                 let cols = self.tile_cols.min(inner.len - c0);
