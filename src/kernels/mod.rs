@@ -21,7 +21,9 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 pub use cast::{can_cast, cast_scalar_bytes};
-pub use parallel::{PARALLEL_MIN_BYTES, default_num_threads, num_threads, set_num_threads};
+pub use parallel::{
+    PARALLEL_MIN_BYTES, default_num_threads, num_threads, set_num_threads, set_parallel_min_bytes,
+};
 
 /// A strided source in memory the CPU can read.
 pub struct Source<'a> {

@@ -12,11 +12,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Bytes read + written below which one thread does the whole copy, and the least each extra
-/// worker gets.
+/// worker gets (benches/threads.rs measures where a second thread starts to pay).
 pub const PARALLEL_MIN_BYTES: usize = 4 << 20;
 
 /// 0: no override (use the default).
 static OVERRIDE: AtomicUsize = AtomicUsize::new(0);
+static MIN_BYTES: AtomicUsize = AtomicUsize::new(PARALLEL_MIN_BYTES);
 static POOL: Mutex<Option<Arc<rayon::ThreadPool>>> = Mutex::new(None);
 
 /// The thread count when nothing was set: `DLSHARE_NUM_THREADS` if it holds a positive
@@ -45,9 +46,18 @@ pub fn set_num_threads(n: usize) {
     OVERRIDE.store(n, Ordering::Relaxed);
 }
 
+/// Changes the size threshold (`PARALLEL_MIN_BYTES` by default) for measurements: copies moving
+/// fewer bytes run on one thread. Not part of the supported API.
+#[doc(hidden)]
+pub fn set_parallel_min_bytes(bytes: usize) {
+    MIN_BYTES.store(bytes.max(1), Ordering::Relaxed);
+}
+
 /// How many workers a copy moving `bytes` (read + written) should use.
 pub fn workers_for(bytes: usize) -> usize {
-    num_threads().min(bytes / PARALLEL_MIN_BYTES).max(1)
+    num_threads()
+        .min(bytes / MIN_BYTES.load(Ordering::Relaxed))
+        .max(1)
 }
 
 /// A pool with at least `helpers` threads (rebuilt larger when the cap was raised).
