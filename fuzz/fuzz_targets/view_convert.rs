@@ -81,7 +81,7 @@ fn convert_checked(h: *mut dlshare_tensor, o: &dlshare_options) {
                 std::slice::from_raw_parts(src.strides, n),
             )
         };
-        let bs: Vec<i64> = strides.iter().map(|s| s * item as i64).collect();
+        let bs: Vec<i64> = strides.iter().map(|s| s.saturating_mul(item as i64)).collect();
         let count: i64 = shape.iter().product();
         let first = src.data.cast::<u8>().wrapping_add(src.byte_offset as usize);
         // SAFETY: the source is readable (only readable inputs reach copies).
