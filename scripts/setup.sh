@@ -9,7 +9,8 @@ say() { printf '[setup] %s\n' "$*"; }
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages: CMake, pkg-config, C/C++ compilers, binutils (nm for the symbol test).
+# Debian packages: CMake, pkg-config, C/C++ compilers (gcc brings ASan/UBSan), binutils (nm for
+# the symbol test), Valgrind (the hardening checks).
 need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
@@ -17,6 +18,7 @@ command -v gcc >/dev/null || need_apt+=(gcc)
 command -v g++ >/dev/null || need_apt+=(g++)
 command -v make >/dev/null || need_apt+=(make)
 command -v nm >/dev/null || need_apt+=(binutils)
+command -v valgrind >/dev/null || need_apt+=(valgrind)   # tests/harden/run (memcheck)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "apt-get install ${need_apt[*]}"
   as_root apt-get update -qq

@@ -15,6 +15,8 @@ echo "== cargo test"
 cargo test
 echo "== C and C++ tests (CMake package + ctest: tests/c, tests/cpp, README examples)"
 bash tests/c/run.sh
+echo "== hardening: malformed-input catalogue, C tests under Valgrind and ASan+UBSan (docs/hardening.md)"
+bash tests/harden/run
 echo "== Python tests (pytest, against the installed package)"
 python3 -m pytest tests/python -q -p no:cacheprovider
 echo "== Julia tests (bindings/julia/DLShare)"
