@@ -365,6 +365,24 @@ fn storage_large_and_small_allocations() {
     }
 }
 
+/// Mapped buffers of up to 32 MiB are reused after a free: a zeroed request must still get
+/// zeros, whatever the previous owner wrote.
+#[test]
+fn reused_mappings_are_zeroed_when_asked() {
+    for round in 0..4 {
+        let nbytes = (4 << 20) + 100;
+        let mut dirty = Storage::alloc_cpu(nbytes, false).expect("alloc");
+        dirty.owned_bytes_mut().unwrap().fill(0x5A);
+        drop(dirty);
+        let mut clean = Storage::alloc_cpu(nbytes, round % 2 == 0).expect("alloc");
+        let bytes = clean.owned_bytes_mut().unwrap();
+        if round % 2 == 0 {
+            assert!(bytes.iter().all(|&b| b == 0), "round {round}");
+        }
+        bytes.fill(1);
+    }
+}
+
 #[test]
 fn thread_count_setting() {
     let _guard = THREADS.lock().unwrap_or_else(|p| p.into_inner());
