@@ -1,0 +1,242 @@
+"""Copy kernels against NumPy and PyTorch, in one process, on the same inputs, output allocation
+included (issue #4). A benchmark, not a test: it prints a table of GB/s (bytes of output written
+per second) and the ratio to the best peer, with the issue's targets.
+
+Each case runs every library once per round, in a rotating order, for several rounds; the table
+shows medians. The 16-element case is the C API per-call cost (view in, tensor out, release),
+measured by the Rust benchmark benches/small_copy.rs, which this script runs.
+
+Run (from the repository root):
+    cargo build --release && cargo build --release --benches
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=bindings/python \\
+        python3 benches/kernels.py [--rounds N] [--docs]
+
+--docs rewrites docs/benchmarks.md (table and figures of this run) and docs/kernels.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import glob
+import os
+import pathlib
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+os.environ.setdefault("DLSHARE_LIBRARY", str(REPO / "target" / "release" / "libdlshare.so"))
+sys.path.insert(0, str(REPO / "bindings" / "python"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import dlshare  # noqa: E402
+from dlshare._ffi import lib  # noqa: E402
+
+N = 8192  # 8192 x 8192 float32 = 256 MiB
+
+
+class Case:
+    def __init__(self, name, out_bytes, dl, np_fn=None, torch_fn=None, targets=()):
+        self.name = name
+        self.out_bytes = out_bytes
+        self.fns = {"dlshare": dl, "NumPy": np_fn, "PyTorch": torch_fn}
+        self.fns = {k: v for k, v in self.fns.items() if v is not None}
+        # (peer, minimum ratio peer_time / dlshare_time)
+        self.targets = targets
+        self.times: dict[str, list[float]] = {k: [] for k in self.fns}
+
+    def median(self, lib_name):
+        return statistics.median(self.times[lib_name])
+
+    def gbps(self, lib_name):
+        return self.out_bytes / self.median(lib_name) / 1e9
+
+
+def timed(fn):
+    gc.collect()
+    t0 = time.perf_counter()
+    out = fn()
+    dt = time.perf_counter() - t0
+    del out
+    return dt
+
+
+def check_results(a, f, r, d, b, s):
+    """The dlshare results are the peers' results (bit for bit) before anything is timed."""
+    same = lambda ours, theirs: np.array_equal(np.asarray(ours.numpy()), theirs)  # noqa: E731
+    assert same(dlshare.tensor(a), a)
+    assert same(dlshare.tensor(f), np.ascontiguousarray(f))
+    assert same(dlshare.as_tensor(r), np.ascontiguousarray(r))
+    assert same(dlshare.as_tensor(d, dtype="float32"), d.astype(np.float32))
+    assert same(dlshare.as_tensor(a, dtype="float16"), a.astype(np.float16))
+    ours = dlshare.as_tensor(a, dtype="bfloat16")
+    theirs = torch.from_numpy(a).to(torch.bfloat16)
+    assert torch.equal(torch.from_dlpack(ours), theirs)
+    assert same(dlshare.as_tensor(b), b.astype("<f4"))
+    assert same(dlshare.tensor(s), np.ascontiguousarray(s))
+
+
+def small_call_ns() -> dict[str, float]:
+    """Runs benches/small_copy.rs (built by `cargo build --release --benches`)."""
+    candidates = sorted(
+        (p for p in glob.glob(str(REPO / "target/release/deps/small_copy-*")) if os.access(p, os.X_OK)
+         and not p.endswith(".d")),
+        key=os.path.getmtime,
+    )
+    if not candidates:
+        cmd = ["cargo", "bench", "--bench", "small_copy"]
+    else:
+        cmd = [candidates[-1]]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    rows = {}
+    for line in out.splitlines():
+        m = re.match(r"\s+(.+?)\s{2,}([0-9.]+)$", line)
+        if m:
+            rows[m.group(1)] = float(m.group(2))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--docs", action="store_true", help="rewrite docs/benchmarks.md and docs/kernels.png")
+    args = ap.parse_args()
+
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((N, N), dtype=np.float32)
+    t = torch.from_numpy(a)
+    f = np.asfortranarray(a)
+    r = a[::-1]
+    d = a.astype(np.float64)
+    td = torch.from_numpy(d)
+    b = a.astype(">f4")
+    s = a[:, ::2]
+    check_results(a, f, r, d, b, s)
+
+    nb = a.nbytes
+    cases = [
+        Case("contiguous copy (new tensor)", nb, lambda: dlshare.tensor(a), lambda: a.copy(),
+             lambda: t.clone(), [("NumPy", 1.3), ("PyTorch", 3.0)]),
+        Case("F-order -> C (8192^2 f32)", nb, lambda: dlshare.tensor(f),
+             lambda: np.ascontiguousarray(f), lambda: t.t().contiguous(),
+             [("NumPy", 5.0), ("PyTorch", 2.0)]),
+        Case("reversed a[::-1] -> C", nb, lambda: dlshare.as_tensor(r),
+             lambda: np.ascontiguousarray(r), lambda: t.flip(0), [("NumPy", 1.3)]),
+        Case("float64 -> float32", nb, lambda: dlshare.as_tensor(d, dtype="float32"),
+             lambda: d.astype(np.float32), lambda: td.to(torch.float32), [("best", 1.2)]),
+        Case("float32 -> float16", nb // 2, lambda: dlshare.as_tensor(a, dtype="float16"),
+             lambda: a.astype(np.float16), lambda: t.to(torch.float16),
+             [("PyTorch", 2.0), ("NumPy", 5.0)]),
+        Case("float32 -> bfloat16", nb // 2, lambda: dlshare.as_tensor(a, dtype="bfloat16"),
+             None, lambda: t.to(torch.bfloat16), [("PyTorch", 2.0)]),
+        Case("'>f4' -> native", nb, lambda: dlshare.as_tensor(b), lambda: b.astype("<f4"), None,
+             [("NumPy", 1.2)]),
+        Case("strided view a[:, ::2]", nb // 2, lambda: dlshare.tensor(s),
+             lambda: np.ascontiguousarray(s), lambda: t[:, ::2].contiguous(), []),
+    ]
+    prefaulted = np.empty_like(a)
+    np.copyto(prefaulted, a)
+    memcpy = Case("memcpy baseline (np.copyto, no allocation)", nb, None, lambda: np.copyto(prefaulted, a))
+    memcpy.fns = {"NumPy": memcpy.fns["NumPy"]}
+    memcpy.times = {"NumPy": []}
+
+    for case in cases + [memcpy]:
+        names = list(case.fns)
+        for name in names:  # warm-up
+            timed(case.fns[name])
+        for i in range(args.rounds):
+            k = i % len(names)
+            for name in names[k:] + names[:k]:
+                case.times[name].append(timed(case.fns[name]))
+
+    small = small_call_ns()
+
+    header = (f"dlshare {dlshare.__version__} ({lib.dlshare_get_num_threads()} threads), numpy {np.__version__}, "
+              f"torch {torch.__version__} ({torch.get_num_threads()} threads), python {platform.python_version()}, "
+              f"{threads} cores ({platform.processor() or platform.machine()}), medians of {args.rounds} rounds")
+    lines = [header, ""]
+    cols = f"{'case':<34} {'dlshare':>8} {'NumPy':>8} {'PyTorch':>8}  {'ratio to best peer':>18}  targets"
+    lines.append(cols)
+    lines.append("-" * len(cols))
+    verdicts = []
+    for case in cases:
+        gb = {k: case.gbps(k) for k in case.fns}
+        peers = {k: v for k, v in gb.items() if k != "dlshare"}
+        best = max(peers.values())
+        cells = [f"{gb[k]:8.2f}" if k in gb else f"{'-':>8}" for k in ("dlshare", "NumPy", "PyTorch")]
+        target_text = []
+        for peer, want in case.targets:
+            ref = best if peer == "best" else peers[peer]
+            got = gb["dlshare"] / ref
+            ok = got >= want
+            label = "best peer" if peer == "best" else peer
+            target_text.append(f">= {want}x {label}: {got:.2f}x {'met' if ok else 'MISSED'}")
+            verdicts.append((case.name, label, want, got, ok))
+        lines.append(f"{case.name:<34} {' '.join(cells)}  {gb['dlshare'] / best:17.2f}x  " + "; ".join(target_text))
+    lines.append(f"{memcpy.name:<34} {'':>8} {memcpy.gbps('NumPy'):8.2f}")
+    lines.append("(GB/s = bytes of output written per second; ratio = best peer's time / dlshare's time)")
+    lines.append("")
+    lines.append("16-element conversion through the C API (ns per call; target <= 200 ns):")
+    for name, ns in small.items():
+        lines.append(f"  {name:<50} {ns:8.1f}")
+    key = next((k for k in small if k.startswith("from_view f64->f32") and "no decision" in k), None)
+    if key:
+        verdicts.append(("16-element conversion (C API)", "ns", 200, small[key], small[key] <= 200))
+    text = "\n".join(lines)
+    print(text)
+
+    if args.docs:
+        write_docs(cases, memcpy, small, text, verdicts)
+
+
+def write_docs(cases, memcpy, small, table, verdicts) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    libs = ["dlshare", "NumPy", "PyTorch"]
+    colors = {"dlshare": "#1f77b4", "NumPy": "#ff7f0e", "PyTorch": "#2ca02c"}
+    fig, ax = plt.subplots(figsize=(11, 5))
+    width = 0.27
+    for j, name in enumerate(libs):
+        xs = [i + (j - 1) * width for i, c in enumerate(cases) if name in c.fns]
+        ys = [c.gbps(name) for c in cases if name in c.fns]
+        ax.bar(xs, ys, width, label=name, color=colors[name])
+    ax.axhline(memcpy.gbps("NumPy"), color="grey", linestyle="--", linewidth=1,
+               label="memcpy into touched memory (np.copyto)")
+    ax.set_xticks(range(len(cases)))
+    ax.set_xticklabels([c.name.replace(" (", "\n(") for c in cases], fontsize=8, rotation=20, ha="right")
+    ax.set_ylabel("GB/s of output (allocation included)")
+    ax.set_title("Copies into a new C-contiguous tensor, 8192 x 8192 inputs, one process")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    docs = REPO / "docs"
+    fig.savefig(docs / "kernels.png", dpi=110)
+
+    met = [v for v in verdicts if v[4]]
+    missed = [v for v in verdicts if not v[4]]
+    fmt = lambda v: (f"- {v[0]}: {v[3]:.0f} ns per call (target <= {v[2]} ns)" if v[1] == "ns"  # noqa: E731
+                     else f"- {v[0]}: {v[3]:.2f}x {v[1]} (target >= {v[2]}x)")
+    template = (REPO / "benches" / "kernels_doc.md").read_text()
+    doc = template.format(
+        table=table,
+        met="\n".join(fmt(v) for v in met) or "- none",
+        missed="\n".join(fmt(v) for v in missed) or "- none",
+        memcpy=f"{memcpy.gbps('NumPy'):.1f}",
+        date=time.strftime("%Y-%m-%d"),
+    )
+    (docs / "benchmarks.md").write_text(doc)
+    print(f"\nwrote {docs / 'benchmarks.md'} and {docs / 'kernels.png'}")
+
+
+if __name__ == "__main__":
+    main()
