@@ -40,6 +40,17 @@ const MAP_CACHE_BYTES: usize = 64 << 20;
 #[cfg(unix)]
 static MAP_CACHE: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
 
+/// The cache, unless another thread holds it: it is only a shortcut, and a process forked while
+/// another thread held the lock must not wait for it forever.
+#[cfg(unix)]
+fn map_cache() -> Option<std::sync::MutexGuard<'static, Vec<(usize, usize)>>> {
+    match MAP_CACHE.try_lock() {
+        Ok(cache) => Some(cache),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
 static LIVE_STORAGES: AtomicUsize = AtomicUsize::new(0);
 
 /// Number of storages alive in the process (owned or foreign), for leak tests.
@@ -167,9 +178,10 @@ impl Storage {
         let reused = if zeroed {
             None // fresh mappings read as zeros; reused memory would need a pass
         } else {
-            let mut cache = MAP_CACHE.lock().unwrap_or_else(|p| p.into_inner());
-            let hit = cache.iter().rposition(|&(_, l)| l == len);
-            hit.map(|i| cache.swap_remove(i).0)
+            map_cache().and_then(|mut cache| {
+                let hit = cache.iter().rposition(|&(_, l)| l == len);
+                hit.map(|i| cache.swap_remove(i).0)
+            })
         };
         let start = match reused {
             Some(start) => start,
@@ -227,8 +239,9 @@ impl Storage {
     /// Gives a mapping back: kept for reuse when it fits the cache, else unmapped.
     #[cfg(unix)]
     fn unmap(start: usize, len: usize) {
-        if len <= MAP_CACHE_MAX_ENTRY {
-            let mut cache = MAP_CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        if len <= MAP_CACHE_MAX_ENTRY
+            && let Some(mut cache) = map_cache()
+        {
             let held: usize = cache.iter().map(|&(_, l)| l).sum();
             if held + len <= MAP_CACHE_BYTES {
                 cache.push((start, len));

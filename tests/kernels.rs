@@ -414,3 +414,35 @@ fn c_api_thread_count() {
         kernels::default_num_threads()
     );
 }
+
+/// A child forked after the copy threads started has none of them: its large copies must still
+/// finish (on a pool of its own), not wait for threads that only exist in the parent.
+#[cfg(unix)]
+#[test]
+fn large_copies_work_in_a_forked_child() {
+    let _guard = THREADS.lock().unwrap_or_else(|p| p.into_inner());
+    kernels::set_num_threads(2);
+    let (r, c) = (1024i64, 1024i64);
+    let l = Layout::new(&[r, c], &[4, 4 * r], 4, 0, 9);
+    let want = reference(&l, DType::F32, false, DType::F32);
+    assert!(fast(&l, DType::F32, false, DType::F32) == want, "parent");
+    // SAFETY: the child only runs the copy (malloc and mmap are fork-safe) and leaves with
+    // _exit; an alarm ends it if it hangs.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: as above.
+        unsafe { libc::alarm(30) };
+        let ok = fast(&l, DType::F32, false, DType::F32) == want;
+        // SAFETY: leaves the child without running the parent's atexit handlers.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    kernels::set_num_threads(0);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the forked child's copy failed or hung (status {status:#x})"
+    );
+}

@@ -18,7 +18,26 @@ pub const PARALLEL_MIN_BYTES: usize = 4 << 20;
 /// 0: no override (use the default).
 static OVERRIDE: AtomicUsize = AtomicUsize::new(0);
 static MIN_BYTES: AtomicUsize = AtomicUsize::new(PARALLEL_MIN_BYTES);
-static POOL: Mutex<Option<Arc<rayon::ThreadPool>>> = Mutex::new(None);
+/// The pool and the fork generation it was built in.
+static POOL: Mutex<Option<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
+/// Counts forks (in the child): a forked child has none of its parent's pool threads, so a pool
+/// from an earlier generation is abandoned, never used (Python's multiprocessing and DataLoader
+/// workers fork).
+static FORKS: AtomicUsize = AtomicUsize::new(0);
+
+#[cfg(unix)]
+extern "C" fn after_fork_in_child() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+#[cfg(unix)]
+fn watch_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registers a handler that only increments an atomic (async-signal-safe).
+    ONCE.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(after_fork_in_child));
+    });
+}
 
 /// The thread count when nothing was set: `DLSHARE_NUM_THREADS` if it holds a positive
 /// integer, else the available parallelism.
@@ -60,11 +79,30 @@ pub fn workers_for(bytes: usize) -> usize {
         .max(1)
 }
 
-/// A pool with at least `helpers` threads (rebuilt larger when the cap was raised).
+/// A pool with at least `helpers` threads (rebuilt larger when the cap was raised, and anew in a
+/// forked child). `None` when the pool is busy being built by another thread or cannot start.
 fn pool(helpers: usize) -> Option<Arc<rayon::ThreadPool>> {
-    let mut slot = POOL.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(p) = slot.as_ref().filter(|p| p.current_num_threads() >= helpers) {
+    #[cfg(unix)]
+    watch_forks();
+    // try_lock: a child forked while another thread held the lock must not wait forever.
+    let mut slot = match POOL.try_lock() {
+        Ok(slot) => slot,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return None,
+    };
+    let generation = FORKS.load(Ordering::Relaxed);
+    if let Some((g, p)) = slot.as_ref()
+        && *g == generation
+        && p.current_num_threads() >= helpers
+    {
         return Some(p.clone());
+    }
+    if let Some((g, stale)) = slot.take()
+        && g != generation
+    {
+        // Its threads live in the parent only; dropping it would signal threads that are not
+        // there.
+        std::mem::forget(stale);
     }
     let built = rayon::ThreadPoolBuilder::new()
         .num_threads(helpers)
@@ -72,14 +110,14 @@ fn pool(helpers: usize) -> Option<Arc<rayon::ThreadPool>> {
         .build()
         .ok()
         .map(Arc::new);
-    if built.is_some() {
-        *slot = built.clone();
+    if let Some(p) = &built {
+        *slot = Some((generation, p.clone()));
     }
     built
 }
 
 /// Runs `work(lo, hi)` over `0..units`, split into `workers` contiguous ranges. Falls back to
-/// the calling thread alone when no pool can be started.
+/// the calling thread alone when no pool is available.
 pub fn run(units: usize, workers: usize, work: impl Fn(usize, usize) + Sync) {
     let workers = workers.min(units).max(1);
     let pool = if workers > 1 { pool(workers - 1) } else { None };
