@@ -538,7 +538,12 @@ typedef struct dlshare_options {
    */
   bool allow_complex_to_real;
   /*
-   Reserved for CUDA stream semantics; must be NULL for CPU conversions.
+   A `CUstream` of the CUDA side of a copy (the target device for host->device and
+   device->device, the source device for device->host) to order the copy on: it runs after
+   the work already queued there (and after dlshare's), may still be running when the call
+   returns, and dlshare keeps the source alive until it is done (copies into host memory
+   always finish before returning). NULL: dlshare's own stream, the copy complete when the
+   call returns. Must be NULL when neither side is a CUDA device.
    */
   void *stream;
 } dlshare_options;
@@ -682,6 +687,57 @@ enum dlshare_status dlshare_tensor_convert(const struct dlshare_tensor *tensor,
 enum dlshare_status dlshare_explain_tensor(const struct dlshare_tensor *tensor,
                                            const struct dlshare_options *options,
                                            struct dlshare_decision *decision_out);
+
+/*
+ Whether CUDA can be used: a driver was found and reports at least one device. Never fails.
+ */
+bool dlshare_cuda_available(void);
+
+/*
+ Number of CUDA devices. DLSHARE_ERR_DEVICE_UNAVAILABLE when CUDA cannot be used (no driver,
+ no device, or a build without CUDA); the message says which.
+
+ # Safety
+ `count_out` writable.
+ */
+enum dlshare_status dlshare_cuda_device_count(int32_t *count_out);
+
+/*
+ Waits until all work on CUDA device `device_id` has finished (dlshare's, and that of other
+ libraries using the device's primary context, as `torch.cuda.synchronize` does), then
+ releases the sources that copies issued on a caller's stream kept alive.
+ */
+enum dlshare_status dlshare_cuda_synchronize(int32_t device_id);
+
+/*
+ The DLPack stream handoff (`__dlpack__(stream=...)` of the Array API standard): makes the
+ consumer's stream wait for all work dlshare has queued on device `device_id`: an event
+ recorded on dlshare's stream, waited on by `consumer_stream`, without blocking the host.
+ Call it before handing a CUDA tensor's memory to code that runs on `consumer_stream`.
+ `consumer_stream`: 1 = the legacy default stream, 2 = the per-thread default stream, any
+ other positive value = a `CUstream`/`cudaStream_t` of that device, -1 = no synchronisation
+ (returns DLSHARE_OK at once). 0 is ambiguous and refused (DLSHARE_ERR_INVALID_ARGUMENT).
+ */
+enum dlshare_status dlshare_cuda_stream_wait(int32_t device_id, int64_t consumer_stream);
+
+/*
+ dlshare's own stream on device `device_id` (a `CUstream`): pass it to a producer's
+ `__dlpack__(stream=...)` so that its pending work is ordered before dlshare's, or enqueue
+ work after dlshare's on it. Owned by dlshare; never destroy it.
+
+ # Safety
+ `stream_out` writable.
+ */
+enum dlshare_status dlshare_cuda_stream(int32_t device_id, void **stream_out);
+
+/*
+ Bytes of device memory held by dlshare's own allocations on device `device_id` (tensors it
+ allocated or copied there, not imported ones), for leak checks.
+
+ # Safety
+ `bytes_out` writable.
+ */
+enum dlshare_status dlshare_cuda_memory_allocated(int32_t device_id, uint64_t *bytes_out);
 
 /*
  Imports a versioned (DLPack 1.x) managed tensor per `options` (NULL = SHARE_OR_COPY).

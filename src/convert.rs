@@ -85,6 +85,9 @@ pub struct Options {
     pub allow_read_only: bool,
     /// Allow complex -> real casts, which discard the imaginary part.
     pub allow_complex_to_real: bool,
+    /// A `CUstream` (as an integer) to order a CUDA copy on; `None`: dlshare's own stream, the
+    /// copy complete on return (see `crate::cuda`). Refused when no CUDA device is involved.
+    pub stream: Option<usize>,
 }
 
 impl Options {
@@ -95,6 +98,7 @@ impl Options {
             device: None,
             allow_read_only: false,
             allow_complex_to_real: false,
+            stream: None,
         }
     }
     pub fn with_dtype(mut self, dtype: DType) -> Options {
@@ -111,6 +115,10 @@ impl Options {
     }
     pub fn allowing_complex_to_real(mut self) -> Options {
         self.allow_complex_to_real = true;
+        self
+    }
+    pub fn on_stream(mut self, stream: usize) -> Options {
+        self.stream = Some(stream);
         self
     }
 }
@@ -289,6 +297,13 @@ pub fn decide(src: &Source, opts: &Options) -> Result<Decision> {
     let target_device = opts.device.unwrap_or(src.device).validate()?;
     let dtype_change = target_dtype != src.dtype;
     let device_change = target_device != src.device;
+    if opts.stream.is_some() && !crate::cuda::involves_cuda(src.device, target_device) {
+        return Err(Error::InvalidArgument(format!(
+            "options.stream is set, but streams apply only to copies to or from CUDA devices \
+             ({} to {target_device}); pass NULL",
+            src.device
+        )));
+    }
     if opts.mode == Mode::Share {
         if dtype_change {
             return Err(Error::InvalidArgument(format!(
@@ -370,16 +385,8 @@ fn copy_destination(src: &Source, opts: &Options) -> Device {
 }
 
 fn check_copy_possible(src: &Source, to: DType, device: Device, opts: &Options) -> Result<()> {
-    if !src.device.is_host_accessible() {
-        return Err(Error::DeviceUnavailable(format!(
-            "copying from {} needs CUDA support, which this build does not include",
-            src.device
-        )));
-    }
-    if device.device_type != device_type::CPU {
-        return Err(Error::DeviceUnavailable(format!(
-            "copying to {device} needs CUDA support, which this build does not include"
-        )));
+    if !src.device.is_host_accessible() || device.device_type != device_type::CPU {
+        crate::cuda::check_copy(src.device, device)?;
     }
     if src.dtype.is_subbyte() {
         return Err(Error::UnsupportedDtype(format!(
@@ -459,7 +466,13 @@ pub fn convert(
         return Ok((tensor, decision));
     }
     let to = opts.dtype.unwrap_or(src.dtype);
-    let mut out = Tensor::empty(to, &src.shape, copy_destination(src, opts), false)?;
+    let destination = copy_destination(src, opts);
+    if !src.device.is_host_accessible() || destination.device_type != device_type::CPU {
+        // CUDA or pinned memory on either side; `owner` is called when the source is free
+        let out = crate::cuda::copy(src, to, destination, opts.stream, owner)?;
+        return Ok((out, decision));
+    }
+    let mut out = Tensor::empty(to, &src.shape, destination, false)?;
     let kernel_src = kernels::Source {
         ptr: src.first(),
         dtype: src.dtype,

@@ -13,6 +13,8 @@ pub mod columns;
 /// cbindgen:ignore
 pub mod convert;
 /// cbindgen:ignore
+pub mod cuda;
+/// cbindgen:ignore
 pub mod device;
 pub mod dlpack;
 /// cbindgen:ignore

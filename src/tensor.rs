@@ -49,7 +49,8 @@ impl std::fmt::Debug for Tensor {
 }
 
 impl Tensor {
-    /// A new C-contiguous CPU tensor with uninitialised contents (zeros when `zeroed`).
+    /// A new C-contiguous tensor with uninitialised contents (zeros when `zeroed`), on the CPU,
+    /// a CUDA device or in pinned host memory (`cuda_host`).
     pub fn empty(dtype: DType, shape: &[i64], device: Device, zeroed: bool) -> Result<Tensor> {
         let dtype = dtype.validate()?;
         if dtype.is_subbyte() {
@@ -58,10 +59,10 @@ impl Tensor {
             )));
         }
         let device = device.validate()?;
-        if device.device_type != crate::device::device_type::CPU {
-            return Err(Error::DeviceUnavailable(format!(
-                "cannot allocate on {device}: this build allocates CPU memory only"
-            )));
+        let on_cpu = device.device_type == crate::device::device_type::CPU;
+        if !on_cpu {
+            // CUDA and pinned memory (crate::cuda); fails early when the device is unusable
+            crate::cuda::check_alloc(device)?;
         }
         let n = layout::numel(shape)?;
         let nbytes = n
@@ -73,7 +74,11 @@ impl Tensor {
                     "{n} elements of {dtype} do not fit in the address space"
                 ))
             })?;
-        let storage = Storage::alloc_cpu(nbytes, zeroed)?;
+        let storage = if on_cpu {
+            Storage::alloc_cpu(nbytes, zeroed)?
+        } else {
+            crate::cuda::alloc(device, nbytes, zeroed)?
+        };
         Ok(Tensor::over_owned(storage, dtype, shape.to_vec()))
     }
 

@@ -41,7 +41,12 @@ pub struct dlshare_options {
     pub allow_read_only: bool,
     /// Allow complex -> real casts, which discard the imaginary part.
     pub allow_complex_to_real: bool,
-    /// Reserved for CUDA stream semantics; must be NULL for CPU conversions.
+    /// A `CUstream` of the CUDA side of a copy (the target device for host->device and
+    /// device->device, the source device for device->host) to order the copy on: it runs after
+    /// the work already queued there (and after dlshare's), may still be running when the call
+    /// returns, and dlshare keeps the source alive until it is done (copies into host memory
+    /// always finish before returning). NULL: dlshare's own stream, the copy complete when the
+    /// call returns. Must be NULL when neither side is a CUDA device.
     pub stream: *mut c_void,
 }
 
@@ -124,19 +129,13 @@ pub(crate) fn options_from(o: *const dlshare_options) -> Result<Options> {
             )));
         }
     };
-    if !o.stream.is_null() {
-        return Err(Error::InvalidArgument(
-            "options.stream is set, but streams apply only to CUDA copies, which this build does \
-             not support; pass NULL"
-                .into(),
-        ));
-    }
     Ok(Options {
         mode,
         dtype: o.has_dtype.then(|| o.dtype.into()),
         device: o.has_device.then(|| o.device.into()),
         allow_read_only: o.allow_read_only,
         allow_complex_to_real: o.allow_complex_to_real,
+        stream: (!o.stream.is_null()).then_some(o.stream as usize),
     })
 }
 

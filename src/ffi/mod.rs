@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 
 pub mod columns;
 pub mod convert;
+pub mod cuda;
 pub mod dlpack;
 pub mod handles;
 pub mod names;
