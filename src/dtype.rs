@@ -167,17 +167,31 @@ impl DType {
 
     /// The computable kind, if this is one of the 15 types dlshare can cast.
     pub fn kind(self) -> Option<Kind> {
-        // The table is built at compile time: this lookup is on every conversion's path.
-        const DTYPES: [DType; Kind::ALL.len()] = {
-            let mut out = [DType::new(0, 0, 0); Kind::ALL.len()];
-            let mut i = 0;
-            while i < out.len() {
-                out[i] = Kind::ALL[i].dtype();
-                i += 1;
-            }
-            out
+        // A match rather than a search of `Kind::ALL`: this is on every conversion's path (a
+        // search cost ~90 instructions a call). The debug assertion ties it to `Kind::dtype`.
+        if self.lanes != 1 {
+            return None;
+        }
+        let kind = match (self.code, self.bits) {
+            (code::BOOL, 8) => Kind::Bool,
+            (code::INT, 8) => Kind::I8,
+            (code::INT, 16) => Kind::I16,
+            (code::INT, 32) => Kind::I32,
+            (code::INT, 64) => Kind::I64,
+            (code::UINT, 8) => Kind::U8,
+            (code::UINT, 16) => Kind::U16,
+            (code::UINT, 32) => Kind::U32,
+            (code::UINT, 64) => Kind::U64,
+            (code::FLOAT, 16) => Kind::F16,
+            (code::BFLOAT, 16) => Kind::BF16,
+            (code::FLOAT, 32) => Kind::F32,
+            (code::FLOAT, 64) => Kind::F64,
+            (code::COMPLEX, 64) => Kind::C64,
+            (code::COMPLEX, 128) => Kind::C128,
+            _ => return None,
         };
-        DTYPES.iter().position(|&d| d == self).map(|i| Kind::ALL[i])
+        debug_assert_eq!(kind.dtype(), self);
+        Some(kind)
     }
 
     /// Total bits of one element (all lanes).

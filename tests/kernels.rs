@@ -446,3 +446,18 @@ fn large_copies_work_in_a_forked_child() {
         "the forked child's copy failed or hung (status {status:#x})"
     );
 }
+
+#[test]
+fn dtype_kind_lookup_round_trips() {
+    for k in Kind::ALL {
+        assert_eq!(k.dtype().kind(), Some(k));
+    }
+    for d in [
+        DType::new(2, 32, 4),
+        DType::new(3, 64, 1),
+        DType::new(8, 8, 1),
+        DType::new(0, 24, 1),
+    ] {
+        assert_eq!(d.kind(), None, "{d:?}");
+    }
+}

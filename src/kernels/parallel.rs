@@ -6,7 +6,9 @@
 //! Thread count: `DLSHARE_NUM_THREADS` (read once), else every core the process may use;
 //! `set_num_threads` overrides both at run time. Below `PARALLEL_MIN_BYTES` of traffic a copy
 //! stays on the calling thread: waking a pool thread costs 10-40 us on the 2-core VM these
-//! numbers were measured on (docs/benchmarks.md), the time to move about 256 KiB.
+//! numbers were measured on, the time to move about 256 KiB; from 2 MiB outputs on, a second
+//! thread made copies and transposes 1.5-2x faster when the second core was free
+//! (benches/threads.rs, docs/benchmarks.md).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -125,7 +127,8 @@ pub fn run(units: usize, workers: usize, work: impl Fn(usize, usize) + Sync) {
         work(0, units);
         return;
     };
-    let range = |w: usize| (units * w / workers, units * (w + 1) / workers);
+    let split = |w: usize| (units as u128 * w as u128 / workers as u128) as usize;
+    let range = |w: usize| (split(w), split(w + 1));
     let work = &work;
     pool.in_place_scope(|scope| {
         for w in 1..workers {
