@@ -11,7 +11,8 @@ Run (from the repository root):
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=bindings/python \\
         python3 benches/kernels.py [--rounds N] [--docs]
 
---docs rewrites docs/benchmarks.md (table and figures of this run) and docs/kernels.png.
+--docs also runs benches/threads.rs (1 vs 2 threads by size) and rewrites docs/benchmarks.md
+(tables of this run) and docs/kernels.png.
 """
 
 from __future__ import annotations
@@ -82,20 +83,21 @@ def check_results(a, f, r, d, b, s):
     assert same(dlshare.tensor(s), np.ascontiguousarray(s))
 
 
-def small_call_ns() -> dict[str, float]:
-    """Runs benches/small_copy.rs (built by `cargo build --release --benches`)."""
-    candidates = sorted(
-        (p for p in glob.glob(str(REPO / "target/release/deps/small_copy-*")) if os.access(p, os.X_OK)
-         and not p.endswith(".d")),
+def rust_bench(name: str) -> str:
+    """Runs a Rust benchmark (built by `cargo build --release --benches`) and returns its output."""
+    built = sorted(
+        (p for p in glob.glob(str(REPO / f"target/release/deps/{name}-*"))
+         if os.access(p, os.X_OK) and not p.endswith(".d")),
         key=os.path.getmtime,
     )
-    if not candidates:
-        cmd = ["cargo", "bench", "--bench", "small_copy"]
-    else:
-        cmd = [candidates[-1]]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    cmd = [built[-1]] if built else ["cargo", "bench", "--bench", name]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True).stdout
+
+
+def small_call_ns() -> dict[str, float]:
+    """The rows of benches/small_copy.rs: name -> ns per call."""
     rows = {}
-    for line in out.splitlines():
+    for line in rust_bench("small_copy").splitlines():
         m = re.match(r"\s+(.+?)\s{2,}([0-9.]+)$", line)
         if m:
             rows[m.group(1)] = float(m.group(2))
@@ -194,10 +196,12 @@ def main() -> None:
     print(text)
 
     if args.docs:
-        write_docs(cases, memcpy, small, text, verdicts)
+        threads_table = rust_bench("threads").strip()
+        print("\n" + threads_table)
+        write_docs(cases, memcpy, small, text, verdicts, threads_table)
 
 
-def write_docs(cases, memcpy, small, table, verdicts) -> None:
+def write_docs(cases, memcpy, small, table, verdicts, threads_table) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -232,6 +236,7 @@ def write_docs(cases, memcpy, small, table, verdicts) -> None:
         met="\n".join(fmt(v) for v in met) or "- none",
         missed="\n".join(fmt(v) for v in missed) or "- none",
         memcpy=f"{memcpy.gbps('NumPy'):.1f}",
+        threads=threads_table,
         date=time.strftime("%Y-%m-%d"),
     )
     (docs / "benchmarks.md").write_text(doc)
