@@ -1,7 +1,8 @@
-//! Threads for large copies. A copy is split into as many contiguous unit ranges as there are
-//! workers; the calling thread runs the first range and a private rayon pool the others (the
-//! pool is dlshare's own, so it never competes with the host application's rayon jobs for
-//! queue slots, and its threads sleep when idle).
+//! Threads for large copies. A copy is split into contiguous pieces (8 per worker) that the
+//! calling thread and the threads of a private rayon pool take in turn, so a worker slowed by
+//! another process on its core leaves its share to the others (the pool is dlshare's own, so it
+//! never competes with the host application's rayon jobs for queue slots, and its threads sleep
+//! when idle).
 //!
 //! Thread count: `DLSHARE_NUM_THREADS` (read once), else every core the process may use;
 //! `set_num_threads` overrides both at run time. Below `PARALLEL_MIN_BYTES` of traffic a copy
@@ -118,8 +119,14 @@ fn pool(helpers: usize) -> Option<Arc<rayon::ThreadPool>> {
     built
 }
 
-/// Runs `work(lo, hi)` over `0..units`, split into `workers` contiguous ranges. Falls back to
-/// the calling thread alone when no pool is available.
+/// Pieces per worker: enough that a worker whose core is busy with another process leaves its
+/// share to the others (each piece is taken from a shared counter), few enough that taking one
+/// costs nothing next to moving it.
+pub(super) const PIECES_PER_WORKER: usize = 8;
+
+/// Runs `work(lo, hi)` over `0..units`, split into contiguous pieces that `workers` threads
+/// (the caller and `workers - 1` pool threads) take in turn. Falls back to the calling thread
+/// alone when no pool is available.
 pub fn run(units: usize, workers: usize, work: impl Fn(usize, usize) + Sync) {
     let workers = workers.min(units).max(1);
     let pool = if workers > 1 { pool(workers - 1) } else { None };
@@ -127,15 +134,23 @@ pub fn run(units: usize, workers: usize, work: impl Fn(usize, usize) + Sync) {
         work(0, units);
         return;
     };
-    let split = |w: usize| (units as u128 * w as u128 / workers as u128) as usize;
-    let range = |w: usize| (split(w), split(w + 1));
-    let work = &work;
-    pool.in_place_scope(|scope| {
-        for w in 1..workers {
-            let (lo, hi) = range(w);
-            scope.spawn(move |_| work(lo, hi));
+    let pieces = units.min(workers * PIECES_PER_WORKER);
+    let bound = |p: usize| (units as u128 * p as u128 / pieces as u128) as usize;
+    let next = AtomicUsize::new(0);
+    let take_pieces = || {
+        loop {
+            let p = next.fetch_add(1, Ordering::Relaxed);
+            if p >= pieces {
+                break;
+            }
+            work(bound(p), bound(p + 1));
         }
-        let (lo, hi) = range(0);
-        work(lo, hi);
+    };
+    let take_pieces = &take_pieces;
+    pool.in_place_scope(|scope| {
+        for _ in 1..workers {
+            scope.spawn(move |_| take_pieces());
+        }
+        take_pieces();
     });
 }

@@ -17,6 +17,7 @@ use std::mem::MaybeUninit;
 
 use super::contiguous::Converter;
 use super::gather::{gather_row, transpose_tile};
+use super::parallel::PIECES_PER_WORKER;
 use crate::layout::MAX_NDIM;
 
 /// Bytes of scratch for staging gathered elements before a conversion, and for one tile.
@@ -138,8 +139,9 @@ impl<'a> Plan<'a> {
         match walk {
             Walk::Rows => {
                 // Split rows only when there are too few to share out.
-                if workers > 1 && outer < 4 * workers {
-                    let parts = (4 * workers).div_ceil(outer);
+                let wanted = workers * PIECES_PER_WORKER;
+                if workers > 1 && outer < wanted {
+                    let parts = wanted.div_ceil(outer);
                     plan.part = inner.len.div_ceil(parts).max(MIN_PART).min(inner.len);
                     plan.per = inner.len.div_ceil(plan.part);
                 }
