@@ -751,9 +751,14 @@ mod imp {
                 // SAFETY: a fresh allocation of `nbytes` that nobody else sees yet.
                 unsafe { std::ptr::write_bytes(p.cast::<u8>(), 0, nbytes) };
             }
+            let id = d.id;
             let release = Release::new(move || {
-                // SAFETY: frees the pinned block allocated above, once (a Release runs once).
-                unsafe { sys::cuMemFreeHost(addr as *mut c_void) };
+                let Ok(d) = dev_id(id) else { return };
+                if let Ok(_entered) = enter(d.ctx) {
+                    // SAFETY: frees the pinned block allocated above in this context, once (a
+                    // Release runs once).
+                    unsafe { sys::cuMemFreeHost(addr as *mut c_void) };
+                }
             });
             return Ok(Storage::foreign(p.cast(), nbytes, device, release));
         }

@@ -1,16 +1,19 @@
 """dlshare: share tensor memory between NumPy, PyTorch, JAX and pandas without copying when that
 is safe; copy it correctly when it is not, and say why."""
 
+from . import cuda
 from ._core import (
     Explanation,
     Tensor,
     as_tensor,
+    empty,
     explain,
     from_dlpack,
     from_numpy,
     live_tensor_count,
     shares_memory,
     tensor,
+    zeros,
 )
 from ._errors import (
     CannotShareError,
@@ -54,6 +57,8 @@ __all__ = [
     "UnsupportedDtypeError",
     "UnsupportedVersionError",
     "as_tensor",
+    "cuda",
+    "empty",
     "explain",
     "from_dataframe",
     "from_dlpack",
@@ -64,4 +69,5 @@ __all__ = [
     "sliding_windows",
     "tensor",
     "to_dataframe",
+    "zeros",
 ]

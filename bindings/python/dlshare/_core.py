@@ -98,6 +98,30 @@ def device_key(device: Any) -> tuple[int, int]:
     return out.device_type, out.device_id
 
 
+def stream_handle(stream: Any) -> int | None:
+    """A CUDA stream as the integer the library takes: an int (a cudaStream_t, or 1/2 for the
+    legacy/per-thread default stream), a torch.cuda.Stream (`.cuda_stream`), a CuPy stream
+    (`.ptr`), or None."""
+    if stream is None or isinstance(stream, int):
+        return stream
+    for attribute in ("cuda_stream", "ptr"):
+        handle = getattr(stream, attribute, None)
+        if isinstance(handle, int):
+            return handle
+    raise TypeError(
+        f"stream must be an int (cudaStream_t), a torch.cuda.Stream or a CuPy stream, got "
+        f"{type(stream).__name__}"
+    )
+
+
+def _dlshare_stream(device_id: int) -> int | None:
+    """dlshare's own stream on a CUDA device, None when CUDA is not usable."""
+    out = ffi.new("void **")
+    if lib.dlshare_cuda_stream(device_id, out) != 0:
+        return None
+    return int(ffi.cast("uintptr_t", out[0]))
+
+
 def _device_name(key: tuple[int, int]) -> str:
     buf = ffi.new("char[64]")
     check(lib.dlshare_device_name(key, buf, 64))
@@ -138,8 +162,10 @@ class _Scratch(threading.local):
 _scratch = _Scratch()
 
 
-def _options(s: _Scratch, mode: int, dtype, device, allow_read_only: bool, complex_to_real: bool):
-    if dtype is None and device is None:
+def _options(
+    s: _Scratch, mode: int, dtype, device, allow_read_only: bool, complex_to_real: bool, stream=None
+):
+    if dtype is None and device is None and stream is None:
         # the common case: one prepared struct per (mode, read-only permission)
         key = (mode, allow_read_only, complex_to_real)
         preset = s.presets.get(key)
@@ -147,10 +173,12 @@ def _options(s: _Scratch, mode: int, dtype, device, allow_read_only: bool, compl
             preset = s.presets[key] = ffi.new("dlshare_options *")
             _fill_options(preset, mode, None, None, allow_read_only, complex_to_real)
         return preset
-    return _fill_options(s.options, mode, dtype, device, allow_read_only, complex_to_real)
+    return _fill_options(s.options, mode, dtype, device, allow_read_only, complex_to_real, stream)
 
 
-def _fill_options(o, mode: int, dtype, device, allow_read_only: bool, complex_to_real: bool):
+def _fill_options(
+    o, mode: int, dtype, device, allow_read_only: bool, complex_to_real: bool, stream=None
+):
     o.mode = mode
     o.has_dtype = dtype is not None
     if dtype is not None:
@@ -160,7 +188,8 @@ def _fill_options(o, mode: int, dtype, device, allow_read_only: bool, complex_to
         o.device = device_key(device)
     o.allow_read_only = allow_read_only
     o.allow_complex_to_real = complex_to_real
-    o.stream = ffi.NULL
+    handle = stream_handle(stream)
+    o.stream = ffi.NULL if handle is None else ffi.cast("void *", handle)
     return o
 
 
@@ -307,6 +336,10 @@ class Tensor:
         return (int(dev.device_type), int(dev.device_id))
 
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """DLPack export (Array API standard). For a CUDA tensor, `stream` is the consumer's
+        stream: None or 1 the legacy default stream, 2 the per-thread default stream, another
+        int a cudaStream_t, -1 no synchronisation; the consumer's stream is made to wait for
+        dlshare's pending work on the device (an event, the host does not block)."""
         if stream is not None and stream != -1 and self.__dlpack_device__()[0] == lib.kDLCPU:
             raise BufferError("stream must be None for a CPU tensor")
         source = self
@@ -319,6 +352,11 @@ class Tensor:
             source = self.to(device=tuple(dl_device), copy=True)
         elif copy:
             source = self.clone()
+        device_type, device_id = source.__dlpack_device__()
+        if device_type == lib.kDLCUDA and stream != -1:
+            status = lib.dlshare_cuda_stream_wait(device_id, 1 if stream is None else stream)
+            if status != lib.DLSHARE_ERR_DEVICE_UNAVAILABLE:  # no CUDA: nothing of ours pending
+                check(status)
         versioned = max_version is not None and tuple(max_version)[0] >= 1
         if versioned:
             out = ffi.new("DLManagedTensorVersioned **")
@@ -334,16 +372,20 @@ class Tensor:
         return _capsule.make(out[0], versioned)
 
     # -- conversions ---------------------------------------------------------------------------
-    def _convert(self, mode: int, dtype=None, device=None, allow_read_only=True) -> Tensor:
+    def _convert(
+        self, mode: int, dtype=None, device=None, allow_read_only=True, stream=None
+    ) -> Tensor:
         s = _scratch
-        opts = _options(s, mode, dtype, device, allow_read_only, True)
+        opts = _options(s, mode, dtype, device, allow_read_only, True, stream)
         check(lib.dlshare_tensor_convert(self._handle, opts, s.handle, s.decision), s.decision)
         d = s.decision
         return Tensor._wrap(s.handle[0], bool(d.shared), _reason_name(d.reason))
 
-    def to(self, dtype=None, device=None, copy: bool = False) -> Tensor:
-        """Converted tensor: shares when nothing changes (unless copy=True), else copies."""
-        return self._convert(COPY if copy else SHARE_OR_COPY, dtype, device)
+    def to(self, dtype=None, device=None, copy: bool = False, *, stream=None) -> Tensor:
+        """Converted tensor: shares when nothing changes (unless copy=True), else copies.
+        `stream` (CUDA copies): order the copy on that stream instead of completing it before
+        returning."""
+        return self._convert(COPY if copy else SHARE_OR_COPY, dtype, device, True, stream)
 
     def clone(self) -> Tensor:
         return self._convert(COPY)
@@ -446,7 +488,7 @@ def _exchange_import_fn(cls: type):
     return fn
 
 
-def _from_exchange(fn, obj, mode, dtype, device, allow_read_only):
+def _from_exchange(fn, obj, mode, dtype, device, allow_read_only, stream=None):
     """A tensor through the exchange API, or None when that route does not apply."""
     if fn(obj, _exchange_out_ref) != 0 or not _exchange_out.value:
         return None
@@ -455,7 +497,7 @@ def _from_exchange(fn, obj, mode, dtype, device, allow_read_only):
         managed.deleter(managed)  # device memory needs the stream-aware __dlpack__ route
         return None
     s = _scratch
-    opts = _options(s, mode, dtype, device, allow_read_only, True)
+    opts = _options(s, mode, dtype, device, allow_read_only, True, stream)
     status = lib.dlshare_tensor_from_dlpack(managed, opts, s.handle, s.decision)
     if status != 0:
         if managed.deleter:
@@ -466,16 +508,33 @@ def _from_exchange(fn, obj, mode, dtype, device, allow_read_only):
 
 
 def _call_dlpack(obj: Any):
+    """The producer's capsule. A CUDA producer is given dlshare's stream on its device, so that
+    its pending work is ordered before everything dlshare does with the memory."""
+    extra = {}
+    device = getattr(obj, "__dlpack_device__", None)
+    if device is not None:
+        device_type, device_id = device()
+        if device_type == lib.kDLCUDA:
+            stream = _dlshare_stream(device_id)
+            if stream is not None:
+                extra["stream"] = stream
     try:
-        return obj.__dlpack__(max_version=(1, 3))
+        return obj.__dlpack__(max_version=(1, 3), **extra)
+    except TypeError:
+        if not extra:
+            return obj.__dlpack__()
+    try:
+        return obj.__dlpack__(**extra)
     except TypeError:
         return obj.__dlpack__()
 
 
-def _from_capsule(capsule, mode, dtype, device, allow_read_only, explain_only=False):
+def _from_capsule(
+    capsule, mode, dtype, device, allow_read_only, explain_only=False, stream=None
+):
     managed, versioned = _capsule.open(capsule)
     s = _scratch
-    opts = _options(s, mode, dtype, device, allow_read_only, True)
+    opts = _options(s, mode, dtype, device, allow_read_only, True, stream)
     if explain_only:
         fn = lib.dlshare_explain_dlpack if versioned else lib.dlshare_explain_dlpack_legacy
         check(fn(managed, opts, s.decision), s.decision)
@@ -487,12 +546,16 @@ def _from_capsule(capsule, mode, dtype, device, allow_read_only, explain_only=Fa
     return Tensor._wrap(s.handle[0], bool(d.shared), _reason_name(d.reason))
 
 
-def _from_ndarray(arr: np.ndarray, mode, dtype, device, allow_read_only, explain_only=False):
+def _from_ndarray(
+    arr: np.ndarray, mode, dtype, device, allow_read_only, explain_only=False, stream=None
+):
     s = _scratch
     view = _view_from_interface(s, arr.__array_interface__)
     if view is None:
-        return _from_ndarray(np.asarray(arr), mode, dtype, device, allow_read_only, explain_only)
-    opts = _options(s, mode, dtype, device, allow_read_only, True)
+        return _from_ndarray(
+            np.asarray(arr), mode, dtype, device, allow_read_only, explain_only, stream
+        )
+    opts = _options(s, mode, dtype, device, allow_read_only, True, stream)
     if explain_only:
         view.release_ctx = ffi.NULL
         check(lib.dlshare_explain_view(view, opts, s.decision), s.decision)
@@ -507,30 +570,35 @@ def _from_ndarray(arr: np.ndarray, mode, dtype, device, allow_read_only, explain
     return Tensor._wrap(s.handle[0], bool(d.shared), _reason_name(d.reason))
 
 
-def _convert(obj: Any, mode: int, dtype, device, allow_read_only: bool, explain_only=False):
+def _convert(
+    obj: Any, mode: int, dtype, device, allow_read_only: bool, explain_only=False, stream=None
+):
     if isinstance(obj, np.ndarray):
-        return _from_ndarray(obj, mode, dtype, device, allow_read_only, explain_only)
+        return _from_ndarray(obj, mode, dtype, device, allow_read_only, explain_only, stream)
     if isinstance(obj, Tensor):
         if explain_only:
             s = _scratch
-            opts = _options(s, mode, dtype, device, allow_read_only, True)
+            opts = _options(s, mode, dtype, device, allow_read_only, True, stream)
             check(lib.dlshare_explain_tensor(obj._handle, opts, s.decision), s.decision)
             return s.decision
-        return obj._convert(mode, dtype, device, allow_read_only)
+        return obj._convert(mode, dtype, device, allow_read_only, stream)
     if not explain_only:
         fn = _exchange_import_fn(type(obj))
         if fn is not None:
-            t = _from_exchange(fn, obj, mode, dtype, device, allow_read_only)
+            t = _from_exchange(fn, obj, mode, dtype, device, allow_read_only, stream)
             if t is not None:
                 return t
     if hasattr(obj, "__dlpack__") and not type(obj).__module__.startswith("pandas"):
-        return _from_capsule(_call_dlpack(obj), mode, dtype, device, allow_read_only, explain_only)
+        capsule = _call_dlpack(obj)
+        return _from_capsule(
+            capsule, mode, dtype, device, allow_read_only, explain_only, stream
+        )
     arr = _as_ndarray(obj)
     if arr is not None:
-        return _from_ndarray(arr, mode, dtype, device, allow_read_only, explain_only)
+        return _from_ndarray(arr, mode, dtype, device, allow_read_only, explain_only, stream)
     if explain_only:
         return None
-    t = _from_ndarray(_infer_sequence(obj, dtype), COPY, dtype, device, False)
+    t = _from_ndarray(_infer_sequence(obj, dtype), COPY, dtype, device, False, False, stream)
     t.copy_reason = "not_an_array"
     return t
 
@@ -553,29 +621,51 @@ def from_numpy(arr: np.ndarray, *, readonly: bool = False) -> Tensor:
     return _from_capsule(capsule, SHARE, None, None, readonly)
 
 
-def as_tensor(obj: Any, dtype=None, device=None) -> Tensor:
+def as_tensor(obj: Any, dtype=None, device=None, *, stream=None) -> Tensor:
     """Share when possible, otherwise copy (always copies for a dtype or device change). Like
-    torch.as_tensor."""
-    return _convert(obj, SHARE_OR_COPY, dtype, device, False)
+    torch.as_tensor. `device`: "cpu", "cuda:N", "cuda_host:N" (pinned) or a DLPack tuple;
+    `stream` (CUDA copies): order the copy on that stream (an int cudaStream_t or a
+    torch/CuPy stream) instead of completing it before returning."""
+    return _convert(obj, SHARE_OR_COPY, dtype, device, False, stream=stream)
 
 
-def tensor(obj: Any, dtype=None, device=None) -> Tensor:
-    """Always copy. Like torch.tensor."""
-    return _convert(obj, COPY, dtype, device, False)
+def tensor(obj: Any, dtype=None, device=None, *, stream=None) -> Tensor:
+    """Always copy. Like torch.tensor. `device` and `stream` as for `as_tensor`."""
+    return _convert(obj, COPY, dtype, device, False, stream=stream)
 
 
-def from_dlpack(obj: Any, *, device=None, copy: bool | None = None) -> Tensor:
+def _create(fn, shape, dtype, device) -> Tensor:
+    dims = (shape,) if isinstance(shape, int) else tuple(int(n) for n in shape)
+    out = ffi.new("dlshare_tensor **")
+    c_shape = ffi.new("int64_t[]", dims) if dims else ffi.NULL
+    check(fn(dtype_key(dtype), len(dims), c_shape, device_key(device), out))
+    return Tensor._wrap(out[0], False, None)
+
+
+def empty(shape, dtype="float32", device="cpu") -> Tensor:
+    """A new C-contiguous tensor with uninitialised contents, 256-byte aligned, on "cpu",
+    "cuda:N" or "cuda_host:N" (pinned host memory)."""
+    return _create(lib.dlshare_tensor_empty, shape, dtype, device)
+
+
+def zeros(shape, dtype="float32", device="cpu") -> Tensor:
+    """As `empty`, filled with zeros."""
+    return _create(lib.dlshare_tensor_zeros, shape, dtype, device)
+
+
+def from_dlpack(obj: Any, *, device=None, copy: bool | None = None, stream=None) -> Tensor:
     """Consume any `__dlpack__` producer (or an unconsumed DLPack capsule). copy=None shares when
     possible, copy=True always copies, copy=False shares or raises. Read-only producers give
-    read-only tensors."""
+    read-only tensors. A CUDA producer is asked to order its pending work before dlshare's
+    stream; `stream` orders a CUDA copy on that stream (see `as_tensor`)."""
     mode = SHARE_OR_COPY if copy is None else (COPY if copy else SHARE)
     fn = _exchange_import_fn(type(obj))
     if fn is not None:
-        t = _from_exchange(fn, obj, mode, None, device, True)
+        t = _from_exchange(fn, obj, mode, None, device, True, stream)
         if t is not None:
             return t
     capsule = obj if type(obj).__name__ == "PyCapsule" else _call_dlpack(obj)
-    return _from_capsule(capsule, mode, None, device, True)
+    return _from_capsule(capsule, mode, None, device, True, stream=stream)
 
 
 class Explanation(NamedTuple):
