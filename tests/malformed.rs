@@ -706,6 +706,21 @@ fn n49_dlpack_0d_null_data(c: &Case) {
     c.versioned_refused(c.versioned(&spec), &soc());
 }
 
+fn u01_cuda_device_count_null_out(c: &Case) {
+    // SAFETY: NULL output is the case.
+    c.check(unsafe { dlshare::ffi::cuda::dlshare_cuda_device_count(null_mut()) });
+}
+
+fn u02_cuda_stream_null_out(c: &Case) {
+    // SAFETY: NULL output is the case.
+    c.check(unsafe { dlshare::ffi::cuda::dlshare_cuda_stream(0, null_mut()) });
+}
+
+fn u03_cuda_memory_allocated_null_out(c: &Case) {
+    // SAFETY: NULL output is the case.
+    c.check(unsafe { dlshare::ffi::cuda::dlshare_cuda_memory_allocated(0, null_mut()) });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Documented acceptances (NULLs that mean something).
 
@@ -2165,6 +2180,9 @@ catalogue! {
     n47_dlpack_legacy_null_shape: "dlshare_tensor_from_dlpack_legacy", "dl_tensor.shape = NULL with ndim 2" => DLSHARE_ERR_INVALID_DLPACK, "shape is NULL", "";
     n48_dlpack_null_data: "dlshare_tensor_from_dlpack (+ _legacy)", "data = NULL with 6 elements (every mode)" => DLSHARE_ERR_NULL_ARGUMENT, "data is NULL", OWN;
     n49_dlpack_0d_null_data: "dlshare_tensor_from_dlpack", "0-d tensor (1 element) with data = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "data is NULL", "";
+    u01_cuda_device_count_null_out: "dlshare_cuda_device_count", "count_out = NULL (checked before CUDA is touched)" => DLSHARE_ERR_NULL_ARGUMENT, "count_out is NULL", "";
+    u02_cuda_stream_null_out: "dlshare_cuda_stream", "stream_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "stream_out is NULL", "";
+    u03_cuda_memory_allocated_null_out: "dlshare_cuda_memory_allocated", "bytes_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "bytes_out is NULL", "";
     a01_null_options: "dlshare_tensor_from_view (every converter)", "options = NULL" => DLSHARE_OK, "NULL options mean SHARE_OR_COPY defaults", C;
     a02_null_decision: "dlshare_tensor_from_view (every converter)", "decision_out = NULL" => DLSHARE_OK, "decision_out is optional for conversions", C;
     a03_release_null: "dlshare_tensor_release", "tensor = NULL" => DLSHARE_OK, "releasing NULL does nothing", "tests/handles.rs null_handles_are_refused";
