@@ -1258,4 +1258,87 @@ mod imp {
         }
         Ok(None)
     }
+
+    #[cfg(test)]
+    mod tests {
+        //! The host half of the staged copies, which runs without a GPU: the pieces a host
+        //! source is packed in, staging buffer by staging buffer.
+
+        use super::*;
+
+        fn source(buf: &[u8], dtype: DType, shape: &[i64], strides: &[i64], first: i64) -> Source {
+            let item = dtype.item_size() as i64;
+            Source {
+                data: buf
+                    .as_ptr()
+                    .wrapping_offset((first * item) as isize)
+                    .cast_mut(),
+                byte_offset: 0,
+                dtype,
+                shape: shape.to_vec(),
+                byte_strides: strides.iter().map(|s| s * item).collect(),
+                device: Device::CPU,
+                read_only: true,
+                byte_swapped: false,
+                subbyte_padded: false,
+            }
+        }
+
+        #[test]
+        fn pieces_pack_to_the_whole_in_c_order_and_fit_a_buffer() {
+            let buf: Vec<u8> = (0..4096u32).map(|i| (i * 7 + i / 256) as u8).collect();
+            let layouts: [(&[i64], &[i64], i64); 8] = [
+                (&[6, 7], &[7, 1], 0),
+                (&[6, 7], &[1, 6], 0),
+                (&[3, 4, 5], &[1, 15, 3], 0),
+                (&[5, 7], &[-7, -1], 34),
+                (&[4, 7], &[0, 1], 0),
+                (&[2, 3, 4, 5], &[60, 20, 5, 1], 0),
+                (&[], &[], 3),
+                (&[9], &[3], 1),
+            ];
+            for dtype in [DType::U8, DType::F32, DType::C128] {
+                for (shape, strides, first) in layouts {
+                    let src = source(&buf, dtype, shape, strides, first);
+                    let item = dtype.item_size();
+                    let n = layout::numel(shape).unwrap() as usize * item;
+                    let mut whole = vec![0u8; n];
+                    // SAFETY: the layouts lie inside `buf`; `whole` holds the output.
+                    unsafe { kernels::copy_to_contiguous(&host_source(&src), &mut whole, dtype) }
+                        .unwrap();
+                    for chunk in [item, 2 * item, 5 * item + 3, 64, 1000, 1 << 20] {
+                        let mut joined = Vec::new();
+                        for_each_piece(&src, item, chunk, |piece, bytes| {
+                            assert!(bytes <= chunk, "piece over the chunk");
+                            let mut out = vec![0u8; bytes];
+                            // SAFETY: pieces lie inside the source; `out` holds the piece.
+                            unsafe { kernels::copy_to_contiguous(piece, &mut out, dtype) }?;
+                            joined.extend_from_slice(&out);
+                            Ok(())
+                        })
+                        .unwrap();
+                        assert!(
+                            joined == whole,
+                            "{dtype} {shape:?} {strides:?} chunk {chunk}"
+                        );
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn raw_means_one_plain_c_contiguous_block() {
+            let buf = vec![0u8; 1024];
+            let raw = |shape: &[i64], strides: &[i64], to| {
+                is_raw(&source(&buf, DType::F32, shape, strides, 0), to)
+            };
+            assert!(raw(&[4, 5], &[5, 1], DType::F32));
+            assert!(raw(&[4, 1], &[1, 99], DType::F32));
+            assert!(raw(&[], &[], DType::F32));
+            assert!(!raw(&[4, 5], &[1, 4], DType::F32));
+            assert!(!raw(&[4, 5], &[5, 1], DType::F64));
+            assert!(!raw(&[4, 5], &[0, 1], DType::F32));
+            assert!(!raw(&[4, 5], &[-5, 1], DType::F32));
+        }
+    }
 }
