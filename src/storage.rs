@@ -8,7 +8,8 @@
 //! touched here: the copy kernel that fills the buffer is the first to write it, on the threads
 //! that fill each part. Fresh mappings read as zeros, so `zeroed` costs nothing for them.
 //! Freed mappings of up to 32 MiB are kept (64 MiB in all) for the next buffer of the same size,
-//! as glibc keeps freed memory of those sizes for NumPy's and PyTorch's buffers.
+//! as glibc keeps freed memory of those sizes for NumPy's and PyTorch's buffers. Under Miri
+//! every buffer comes from the global allocator.
 
 use std::alloc::{Layout, alloc, alloc_zeroed, dealloc};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,7 +24,7 @@ pub const OWNED_ALIGN: usize = 256;
 pub const MAP_MIN_BYTES: usize = 2 << 20;
 
 /// The huge page size the mappings are aligned to (x86-64 and most AArch64 kernels).
-#[cfg(unix)]
+#[cfg(all(unix, not(miri)))]
 const HUGE_PAGE: usize = 2 << 20;
 
 /// Freed mappings up to this size are kept for the next allocation of the same size class
@@ -31,18 +32,18 @@ const HUGE_PAGE: usize = 2 << 20;
 /// below its 32 MiB mmap threshold, so NumPy and PyTorch buffers of these sizes are reused
 /// without page faults; a fresh mapping would fault and zero every page again (a 4 MiB copy took
 /// 140 us into a fresh mapping, 67 us into reused memory, in benches/threads.rs).
-#[cfg(unix)]
+#[cfg(all(unix, not(miri)))]
 const MAP_CACHE_MAX_ENTRY: usize = 32 << 20;
-#[cfg(unix)]
+#[cfg(all(unix, not(miri)))]
 const MAP_CACHE_BYTES: usize = 64 << 20;
 
 /// Mappings freed for reuse: (address, length), most recent last.
-#[cfg(unix)]
+#[cfg(all(unix, not(miri)))]
 static MAP_CACHE: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
 
 /// The cache, unless another thread holds it: it is only a shortcut, and a process forked while
 /// another thread held the lock must not wait for it forever.
-#[cfg(unix)]
+#[cfg(all(unix, not(miri)))]
 fn map_cache() -> Option<std::sync::MutexGuard<'static, Vec<(usize, usize)>>> {
     match MAP_CACHE.try_lock() {
         Ok(cache) => Some(cache),
@@ -93,7 +94,7 @@ enum Kind {
         layout: Layout,
     },
     /// A private anonymous mapping of `len` bytes at the storage's `ptr`.
-    #[cfg(unix)]
+    #[cfg(all(unix, not(miri)))]
     Mapped {
         len: usize,
     },
@@ -118,7 +119,7 @@ unsafe impl Sync for Storage {}
 impl Storage {
     /// Allocates `nbytes` of CPU memory aligned to `OWNED_ALIGN`, zeroed when asked.
     pub fn alloc_cpu(nbytes: usize, zeroed: bool) -> Result<Storage> {
-        #[cfg(unix)]
+        #[cfg(all(unix, not(miri)))]
         if nbytes >= MAP_MIN_BYTES {
             return Storage::map_cpu(nbytes, zeroed);
         }
@@ -148,7 +149,7 @@ impl Storage {
         }
         // The allocation is BASE_ALIGN-aligned, so the next OWNED_ALIGN boundary is at most
         // OWNED_ALIGN - BASE_ALIGN bytes in, leaving `nbytes` after it.
-        let ptr = base.wrapping_add(base.align_offset(OWNED_ALIGN));
+        let ptr = base.wrapping_add((base as usize).next_multiple_of(OWNED_ALIGN) - base as usize);
         LIVE_STORAGES.fetch_add(1, Ordering::SeqCst);
         Ok(Storage {
             ptr,
@@ -160,7 +161,7 @@ impl Storage {
 
     /// A mapping starting on a huge-page boundary, advised to use huge pages: a fresh one
     /// (zero-filled by the OS on first touch), or for sizes up to 32 MiB one freed earlier.
-    #[cfg(unix)]
+    #[cfg(all(unix, not(miri)))]
     fn map_cpu(nbytes: usize, zeroed: bool) -> Result<Storage> {
         let oom = || {
             Error::OutOfMemory(format!(
@@ -198,7 +199,7 @@ impl Storage {
 
     /// A new private anonymous mapping of `len` bytes starting on a huge-page boundary, with
     /// huge-page advice. `None` when the OS refuses it.
-    #[cfg(unix)]
+    #[cfg(all(unix, not(miri)))]
     fn map_fresh(len: usize) -> Option<usize> {
         let reserve = len.checked_add(HUGE_PAGE)?;
         // SAFETY: a new private anonymous mapping; no existing memory is affected.
@@ -237,7 +238,7 @@ impl Storage {
     }
 
     /// Gives a mapping back: kept for reuse when it fits the cache, else unmapped.
-    #[cfg(unix)]
+    #[cfg(all(unix, not(miri)))]
     fn unmap(start: usize, len: usize) {
         if len <= MAP_CACHE_MAX_ENTRY
             && let Some(mut cache) = map_cache()
@@ -297,7 +298,7 @@ impl Drop for Storage {
             // once, here.
             Kind::Owned { base, layout } => unsafe { dealloc(base, layout) },
             // `ptr`/`len` is the mapping made by `map_cpu`, given back once, here.
-            #[cfg(unix)]
+            #[cfg(all(unix, not(miri)))]
             Kind::Mapped { len } => Storage::unmap(self.ptr as usize, len),
             Kind::Foreign(_) => {}
         }

@@ -373,7 +373,7 @@ unsafe fn f32_to_bf16_loop(src: *const u8, dst: *mut u8, n: usize) {
 /// # Safety
 /// As [`CastFn`].
 unsafe fn f32_to_bf16(src: *const u8, dst: *mut u8, n: usize) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     if x86::has_avx2() {
         // SAFETY: forwarded contract; AVX2 is present.
         return unsafe { x86::f32_to_bf16_avx2(src, dst, n) };
@@ -474,7 +474,7 @@ pub(super) fn cast_fn(from: Kind, to: Kind) -> CastFn {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 mod x86 {
 
     /// Cached by std after the first call.

@@ -97,7 +97,7 @@ pub(super) unsafe fn transpose_tile(
     cols: usize,
     item: usize,
 ) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     if row_stride == item as isize && x86::has_avx() {
         // SAFETY: forwarded contract; AVX is present.
         let done = unsafe {
@@ -187,7 +187,7 @@ unsafe fn transpose_tile_scalar(
 /// AVX register transposes for 4- and 8-byte elements whose tile rows are contiguous in the
 /// source (the F-order / transposed case): 8x8 (4x4) blocks are loaded as one vector per
 /// column, transposed in registers and stored as one vector per row.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 mod x86 {
     use std::arch::x86_64::*;
 

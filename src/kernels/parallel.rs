@@ -28,12 +28,12 @@ static POOL: Mutex<Option<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
 /// workers fork).
 static FORKS: AtomicUsize = AtomicUsize::new(0);
 
-#[cfg(unix)]
+#[cfg(all(unix, not(miri)))]
 extern "C" fn after_fork_in_child() {
     FORKS.fetch_add(1, Ordering::Relaxed);
 }
 
-#[cfg(unix)]
+#[cfg(all(unix, not(miri)))]
 fn watch_forks() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     // SAFETY: registers a handler that only increments an atomic (async-signal-safe).
@@ -85,7 +85,7 @@ pub fn workers_for(bytes: usize) -> usize {
 /// A pool with at least `helpers` threads (rebuilt larger when the cap was raised, and anew in a
 /// forked child). `None` when the pool is busy being built by another thread or cannot start.
 fn pool(helpers: usize) -> Option<Arc<rayon::ThreadPool>> {
-    #[cfg(unix)]
+    #[cfg(all(unix, not(miri)))]
     watch_forks();
     // try_lock: a child forked while another thread held the lock must not wait forever.
     let mut slot = match POOL.try_lock() {
