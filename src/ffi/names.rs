@@ -10,8 +10,13 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 fn text<'a>(p: *const c_char, name: &str) -> Result<&'a str> {
-    // SAFETY: documented contract: a non-NULL pointer is a NUL-terminated string.
-    let s = unsafe { CStr::from_ptr(arg(p, name)?) };
+    // The raw pointer, not `arg`'s reference to one c_char: the string reaches past its first
+    // byte (Miri reports reading it through the reference as undefined behaviour).
+    // SAFETY: documented contract; checked non-NULL.
+    let s = unsafe {
+        arg(p, name)?;
+        CStr::from_ptr(p)
+    };
     s.to_str()
         .map_err(|_| Error::InvalidArgument(format!("{name} is not valid UTF-8")))
 }
