@@ -340,6 +340,8 @@ pub unsafe extern "C" fn dlshare_explain_tensor(
         // SAFETY: documented contract.
         unsafe { out(decision_out, "decision_out")? };
         let t = handles::get(tensor)?;
-        convert::decide(&Source::of_tensor(&t)?, &options_from(options)?)
+        // Options first, as `dlshare_tensor_convert` reads them: both report the same error.
+        let opts = options_from(options)?;
+        convert::decide(&Source::of_tensor(&t)?, &opts)
     })
 }
