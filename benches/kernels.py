@@ -59,6 +59,15 @@ class Case:
         return self.out_bytes / self.median(lib_name) / 1e9
 
 
+def cpu_ticks():
+    """(idle, total) jiffies of all CPUs, to tell how busy the machine was (Linux)."""
+    try:
+        fields = [int(x) for x in pathlib.Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except OSError:
+        return None
+    return fields[3] + fields[4], sum(fields)
+
+
 def timed(fn):
     gc.collect()
     t0 = time.perf_counter()
@@ -150,6 +159,7 @@ def main() -> None:
     memcpy.fns = {"NumPy": memcpy.fns["NumPy"]}
     memcpy.times = {"NumPy": []}
 
+    before = cpu_ticks()
     for case in cases + [memcpy]:
         names = list(case.fns)
         for name in names:  # warm-up
@@ -159,11 +169,16 @@ def main() -> None:
             for name in names[k:] + names[:k]:
                 case.times[name].append(timed(case.fns[name]))
 
+    after = cpu_ticks()
     small = small_call_ns()
 
     header = (f"dlshare {dlshare.__version__} ({lib.dlshare_get_num_threads()} threads), numpy {np.__version__}, "
               f"torch {torch.__version__} ({torch.get_num_threads()} threads), python {platform.python_version()}, "
               f"{threads} cores ({platform.processor() or platform.machine()}), medians of {args.rounds} rounds")
+    if before and after and after[1] > before[1]:
+        idle = (after[0] - before[0]) / (after[1] - before[1])
+        header += (f"\nCPU idle while timing: {idle:.0%} of {threads} cores (dlshare uses all of them; "
+                   "other processes on this shared machine take the rest)")
     lines = [header, ""]
     cols = f"{'case':<34} {'dlshare':>8} {'NumPy':>8} {'PyTorch':>8}  {'ratio to best peer':>18}  targets"
     lines.append(cols)
