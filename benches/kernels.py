@@ -59,13 +59,17 @@ class Case:
         return self.out_bytes / self.median(lib_name) / 1e9
 
 
-def cpu_ticks():
-    """(idle, total) jiffies of all CPUs, to tell how busy the machine was (Linux)."""
+def cpu_snapshot():
+    """(busy seconds of all CPUs, this process's CPU seconds, wall time), to tell how much CPU
+    other processes took while we timed (Linux)."""
     try:
         fields = [int(x) for x in pathlib.Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
     except OSError:
         return None
-    return fields[3] + fields[4], sum(fields)
+    hz = os.sysconf("SC_CLK_TCK")
+    busy = (sum(fields[:8]) - fields[3] - fields[4]) / hz
+    me = os.times()
+    return busy, me.user + me.system, time.perf_counter()
 
 
 def timed(fn):
@@ -159,7 +163,7 @@ def main() -> None:
     memcpy.fns = {"NumPy": memcpy.fns["NumPy"]}
     memcpy.times = {"NumPy": []}
 
-    before = cpu_ticks()
+    before = cpu_snapshot()
     for case in cases + [memcpy]:
         names = list(case.fns)
         for name in names:  # warm-up
@@ -169,16 +173,17 @@ def main() -> None:
             for name in names[k:] + names[:k]:
                 case.times[name].append(timed(case.fns[name]))
 
-    after = cpu_ticks()
+    after = cpu_snapshot()
     small = small_call_ns()
 
     header = (f"dlshare {dlshare.__version__} ({lib.dlshare_get_num_threads()} threads), numpy {np.__version__}, "
               f"torch {torch.__version__} ({torch.get_num_threads()} threads), python {platform.python_version()}, "
               f"{threads} cores ({platform.processor() or platform.machine()}), medians of {args.rounds} rounds")
-    if before and after and after[1] > before[1]:
-        idle = (after[0] - before[0]) / (after[1] - before[1])
-        header += (f"\nCPU idle while timing: {idle:.0%} of {threads} cores (dlshare uses all of them; "
-                   "other processes on this shared machine take the rest)")
+    if before and after:
+        wall = after[2] - before[2]
+        others = max(0.0, (after[0] - before[0]) - (after[1] - before[1]))
+        header += (f"\nother processes used {others / wall:.2f} of the {threads} cores on average while "
+                   f"this ran ({wall:.0f} s); the parallel kernels need them free")
     lines = [header, ""]
     cols = f"{'case':<34} {'dlshare':>8} {'NumPy':>8} {'PyTorch':>8}  {'ratio to best peer':>18}  targets"
     lines.append(cols)
