@@ -210,14 +210,17 @@ impl DType {
     }
 
     /// The alignment an element needs to be read in place: the size of one real component
-    /// (so complex128 needs 8, as in NumPy), at most 8, at least 1.
+    /// (so complex128 needs 8, as in NumPy), at most 8, at least 1, always a power of two.
     pub fn alignment(self) -> usize {
         let component = if self.code == code::COMPLEX {
             self.bits / 2
         } else {
             self.bits
         };
-        (usize::from(component) / 8).clamp(1, 8)
+        let bytes = (usize::from(component) / 8).max(1);
+        // the largest power of two that divides the component size (a 56-bit opaque type is
+        // byte-aligned, not 7-aligned), at most 8
+        (1usize << bytes.trailing_zeros()).min(8)
     }
 
     /// Size of the unit that a byte swap reverses (a component for complex numbers).
