@@ -272,8 +272,6 @@ impl Source {
                 ),
             ));
         }
-        // A power of two: an opaque element of 7 or 3 bytes needs none (DType::alignment gives
-        // the component size, which for such widths is not an alignment).
         let align = self.dtype.alignment();
         let addr = self.first() as usize;
         if !addr.is_multiple_of(align) {
