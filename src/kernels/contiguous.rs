@@ -10,12 +10,6 @@ use crate::dtype::DType;
 /// Elements per staging block (swap-then-cast): small enough for L1 with 16-byte elements.
 const BLOCK: usize = 1024;
 
-/// The largest single memcpy. Above a few MiB glibc's memcpy switches to non-temporal stores;
-/// into freshly faulted huge pages (just zeroed by the kernel, so in cache) two threads copying
-/// 16 MiB pieces that way ran at 7.8 GB/s in a run where the same threads copying 32 KiB rows
-/// (a reversed array) ran at 21.6 GB/s. Pieces of 256 KiB keep memcpy on cached stores.
-const COPY_PIECE: usize = 256 * 1024;
-
 #[derive(Clone, Copy)]
 enum Op {
     Copy,
@@ -71,7 +65,7 @@ impl Converter {
     pub unsafe fn run(&self, src: *const u8, dst: *mut u8, n: usize) {
         match self.op {
             // SAFETY: forwarded contract (n * in_item bytes each way).
-            Op::Copy => unsafe { copy_bytes(src, dst, n * self.in_item) },
+            Op::Copy => unsafe { std::ptr::copy_nonoverlapping(src, dst, n * self.in_item) },
             // SAFETY: forwarded contract; an element is a whole number of units.
             Op::Swap(unit) => unsafe { swap(src, dst, n * self.in_item / unit, unit) },
             // SAFETY: forwarded contract.
@@ -106,21 +100,6 @@ impl Converter {
             }
             done += m;
         }
-    }
-}
-
-/// memcpy in pieces of at most `COPY_PIECE` bytes.
-///
-/// # Safety
-/// `src` readable and `dst` writable for `len` bytes, no overlap.
-#[inline]
-unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
-    let mut done = 0;
-    while done < len {
-        let m = (len - done).min(COPY_PIECE);
-        // SAFETY: bytes `done..done + m` of both buffers (contract).
-        unsafe { std::ptr::copy_nonoverlapping(src.add(done), dst.add(done), m) };
-        done += m;
     }
 }
 
