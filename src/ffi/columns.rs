@@ -2,11 +2,10 @@
 //! helpers call) and strided views of existing tensors (`dlshare_tensor_view`, for sliding
 //! windows). The work is `crate::columns`; this file only reads and checks the C structs.
 
-use super::convert::{DLSHARE_VIEW_BYTE_SWAPPED, DLSHARE_VIEW_READ_ONLY, dlshare_view};
+use super::convert::{dlshare_view, view_source};
 use super::handles::{self, dlshare_tensor};
 use super::{boundary, dlshare_status, out};
 use crate::columns::{self, Column, ColumnKind, ColumnsOptions, NanPolicy, Normalize};
-use crate::convert::Source;
 use crate::dlpack::DLDataType;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -178,52 +177,22 @@ fn options_from(o: *const dlshare_columns_options) -> Result<ColumnsOptions> {
 /// `c.view.shape` (and `c.view.byte_strides` when not NULL) hold one value; the memory they
 /// describe and `c.missing` (when not NULL, one byte per row) are readable for `'a`.
 unsafe fn column_from<'a>(index: usize, c: &dlshare_column) -> Result<Column<'a>> {
-    let v = &c.view;
-    if v.ndim != 1 {
+    let at = format!("column {index}");
+    if c.view.ndim != 1 {
         return Err(Error::InvalidArgument(format!(
-            "column {index}: view.ndim is {}; a column is 1-D",
-            v.ndim
+            "{at}: view.ndim is {}; a column is 1-D",
+            c.view.ndim
         )));
     }
-    if v.shape.is_null() {
-        return Err(Error::NullArgument(format!(
-            "column {index}: view.shape is NULL"
-        )));
-    }
-    if v.flags & !(DLSHARE_VIEW_READ_ONLY | DLSHARE_VIEW_BYTE_SWAPPED) != 0 {
-        return Err(Error::InvalidArgument(format!(
-            "column {index}: view.flags {:#x} has unknown bits",
-            v.flags
-        )));
-    }
-    let dtype = DType::from(v.dtype).validate()?;
-    // SAFETY: documented contract: shape (and byte_strides when given) hold ndim = 1 values.
-    let len = unsafe { *v.shape };
-    let stride = if v.byte_strides.is_null() {
-        dtype.item_size() as i64
-    } else {
-        // SAFETY: as above.
-        unsafe { *v.byte_strides }
-    };
-    let src = Source {
-        data: v.data.cast(),
-        byte_offset: 0,
-        dtype,
-        shape: vec![len],
-        byte_strides: vec![stride],
-        device: v.device.into(),
-        read_only: true,
-        byte_swapped: v.flags & DLSHARE_VIEW_BYTE_SWAPPED != 0,
-        subbyte_padded: false,
-    };
-    src.validate()
-        .map_err(|e| Error::InvalidArgument(format!("column {index}: {}", e.message())))?;
+    let src = view_source(&c.view).map_err(|e| e.context(&at))?;
+    src.validate().map_err(|e| e.context(&at))?;
     if !src.device.is_host_accessible() {
         return Err(Error::UnsupportedDevice(format!(
-            "column {index} is on {}; columns must be in memory the CPU can read",
+            "{at} is on {}; columns must be in memory the CPU can read",
             src.device
         )));
     }
+    let (dtype, len, stride) = (src.dtype, src.shape[0], src.byte_strides[0]);
     let kind = match c.kind {
         0 => ColumnKind::Value,
         1 => ColumnKind::Datetime {

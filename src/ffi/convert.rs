@@ -187,7 +187,8 @@ pub(crate) fn deciding(
     })
 }
 
-fn view_source(v: &dlshare_view) -> Result<Source> {
+/// Reads a C view as a `Source` (not yet validated against its memory: see `Source::validate`).
+pub(crate) fn view_source(v: &dlshare_view) -> Result<Source> {
     if v.ndim < 0 || v.ndim as usize > layout::MAX_NDIM {
         return Err(Error::InvalidArgument(format!(
             "view.ndim is {}; views have 0..={} dimensions",
