@@ -40,7 +40,7 @@ use half::{bf16, f16};
 use crate::device::Device;
 use crate::dtype::{DType, Element, Kind};
 use crate::error::{Error, Result};
-use crate::kernels::{self, cast_scalar_bytes};
+use crate::kernels::{self, cast_scalar_bytes, for_int_kind};
 use crate::layout;
 use crate::tensor::Tensor;
 
@@ -1189,46 +1189,6 @@ impl<E: Encoding> ColumnOps for Typed<E> {
     }
 }
 
-macro_rules! for_int {
-    ($kind:expr, $t:ident => $body:expr, $other:expr) => {
-        match $kind {
-            Kind::I8 => {
-                type $t = i8;
-                $body
-            }
-            Kind::I16 => {
-                type $t = i16;
-                $body
-            }
-            Kind::I32 => {
-                type $t = i32;
-                $body
-            }
-            Kind::I64 => {
-                type $t = i64;
-                $body
-            }
-            Kind::U8 => {
-                type $t = u8;
-                $body
-            }
-            Kind::U16 => {
-                type $t = u16;
-                $body
-            }
-            Kind::U32 => {
-                type $t = u32;
-                $body
-            }
-            Kind::U64 => {
-                type $t = u64;
-                $body
-            }
-            _ => $other,
-        }
-    };
-}
-
 /// Checks one column and gives its typed operations.
 fn prepare<'c>(index: usize, c: &'c Column<'_>, rows: usize) -> Result<Box<dyn ColumnOps + 'c>> {
     if c.len != rows {
@@ -1263,7 +1223,7 @@ fn prepare<'c>(index: usize, c: &'c Column<'_>, rows: usize) -> Result<Box<dyn C
             Kind::BF16 => Box::new(Typed(ValueEnc(Reader::<bf16>::new(c)))),
             Kind::F32 => Box::new(Typed(ValueEnc(Reader::<f32>::new(c)))),
             Kind::F64 => Box::new(Typed(ValueEnc(Reader::<f64>::new(c)))),
-            k => for_int!(k, T => Box::new(Typed(ValueEnc(Reader::<T>::new(c)))), {
+            k => for_int_kind!(k, T => Box::new(Typed(ValueEnc(Reader::<T>::new(c)))), {
                 return Err(unsupported());
             }),
         },
@@ -1283,10 +1243,12 @@ fn prepare<'c>(index: usize, c: &'c Column<'_>, rows: usize) -> Result<Box<dyn C
                 floor,
             }))
         }
-        ColumnKind::Codes => for_int!(kind, T => Box::new(Typed(CodesEnc(Reader::<T>::new(c)))), {
-            return Err(unsupported());
-        }),
-        ColumnKind::OneHot { categories } => for_int!(kind, T => Box::new(Typed(OneHotEnc {
+        ColumnKind::Codes => {
+            for_int_kind!(kind, T => Box::new(Typed(CodesEnc(Reader::<T>::new(c)))), {
+                return Err(unsupported());
+            })
+        }
+        ColumnKind::OneHot { categories } => for_int_kind!(kind, T => Box::new(Typed(OneHotEnc {
             reader: Reader::<T>::new(c),
             categories,
         })), {

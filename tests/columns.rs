@@ -993,7 +993,11 @@ fn c_api_builds_columns_and_reports_errors() {
     bad[2].view.data = std::ptr::null_mut();
     // the same status a NULL view gives everywhere else, with the column named
     assert_eq!(from_columns(&bad, Some(&o)).0, DLSHARE_ERR_NULL_ARGUMENT);
-    assert!(last_error().starts_with("column 2: data is NULL"), "{}", last_error());
+    assert!(
+        last_error().starts_with("column 2: data is NULL"),
+        "{}",
+        last_error()
+    );
     let mut bad = cols;
     bad[2].view.device = DLDevice {
         device_type: 2,

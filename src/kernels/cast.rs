@@ -241,14 +241,11 @@ impl Elem for C128 {
     }
 }
 
-/// Runs `$body` with `$t` bound to the element type of `$kind`.
-macro_rules! with_elem {
-    ($kind:expr, $t:ident => $body:expr) => {
+/// Runs `$body` with `$t` bound to the integer type of `$kind`, or evaluates `$other` when
+/// `$kind` is not an integer kind. Shared by the cast kernels and the columns kernel.
+macro_rules! for_int_kind {
+    ($kind:expr, $t:ident => $body:expr, $other:expr) => {
         match $kind {
-            Kind::Bool => {
-                type $t = Bool8;
-                $body
-            }
             Kind::I8 => {
                 type $t = i8;
                 $body
@@ -281,6 +278,20 @@ macro_rules! with_elem {
                 type $t = u64;
                 $body
             }
+            _ => $other,
+        }
+    };
+}
+pub(crate) use for_int_kind;
+
+/// Runs `$body` with `$t` bound to the element type of `$kind`.
+macro_rules! with_elem {
+    ($kind:expr, $t:ident => $body:expr) => {
+        match $kind {
+            Kind::Bool => {
+                type $t = Bool8;
+                $body
+            }
             Kind::F16 => {
                 type $t = f16;
                 $body
@@ -305,6 +316,7 @@ macro_rules! with_elem {
                 type $t = C128;
                 $body
             }
+            int => for_int_kind!(int, $t => $body, unreachable!("every Kind is listed")),
         }
     };
 }
