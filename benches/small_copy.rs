@@ -59,11 +59,11 @@ fn main() {
         release: None,
         release_ctx: std::ptr::null_mut(),
     };
-    let mut cast = dlshare_options_init(dlshare_mode::DLSHARE_MODE_SHARE_OR_COPY);
+    let mut cast = dlshare_options_init(dlshare_mode::DLSHARE_MODE_SHARE_OR_COPY as i32);
     cast.has_dtype = true;
     cast.dtype = f32_;
-    let copy = dlshare_options_init(dlshare_mode::DLSHARE_MODE_COPY);
-    let share = dlshare_options_init(dlshare_mode::DLSHARE_MODE_SHARE);
+    let copy = dlshare_options_init(dlshare_mode::DLSHARE_MODE_COPY as i32);
+    let share = dlshare_options_init(dlshare_mode::DLSHARE_MODE_SHARE as i32);
 
     let convert = |options: &dlshare::ffi::convert::dlshare_options, decision: bool| {
         let mut out: *mut dlshare_tensor = std::ptr::null_mut();

@@ -207,6 +207,133 @@ typedef struct DLPackExchangeAPI {
 #define DLSHARE_VERSION_PATCH 0
 
 /*
+ Status of every fallible dlshare function. `DLSHARE_OK` is 0; codes are never renumbered.
+ */
+typedef enum dlshare_status {
+  /*
+   Success.
+   */
+  DLSHARE_OK = 0,
+  /*
+   A required pointer argument was NULL.
+   */
+  DLSHARE_ERR_NULL_ARGUMENT = 1,
+  /*
+   A tensor handle was NULL, not made by dlshare, or already released.
+   */
+  DLSHARE_ERR_INVALID_HANDLE = 2,
+  /*
+   An argument had an invalid value (negative extent, bad mode, impossible request).
+   */
+  DLSHARE_ERR_INVALID_ARGUMENT = 3,
+  /*
+   A DLPack struct was malformed (NULL shape with ndim > 0, ndim out of range...).
+   */
+  DLSHARE_ERR_INVALID_DLPACK = 4,
+  /*
+   A versioned DLPack tensor had a major version other than 1.
+   */
+  DLSHARE_ERR_UNSUPPORTED_VERSION = 5,
+  /*
+   The dtype is unknown, or cannot be cast/copied as asked.
+   */
+  DLSHARE_ERR_UNSUPPORTED_DTYPE = 6,
+  /*
+   The device type is unknown or cannot be used for this operation.
+   */
+  DLSHARE_ERR_UNSUPPORTED_DEVICE = 7,
+  /*
+   SHARE mode could not share; `dlshare_decision.reason` names the obstacle.
+   */
+  DLSHARE_ERR_CANNOT_SHARE = 8,
+  /*
+   The operation needs writable memory but the tensor is read-only.
+   */
+  DLSHARE_ERR_READ_ONLY = 9,
+  /*
+   Sizes, strides or offsets overflow 64 bits or the address space.
+   */
+  DLSHARE_ERR_OVERFLOW = 10,
+  /*
+   An allocation failed.
+   */
+  DLSHARE_ERR_OUT_OF_MEMORY = 11,
+  /*
+   The device (or its driver) is not available in this process.
+   */
+  DLSHARE_ERR_DEVICE_UNAVAILABLE = 12,
+  /*
+   A CUDA call failed; the message names the CUDA error.
+   */
+  DLSHARE_ERR_CUDA = 13,
+  /*
+   dlshare panicked (a bug); the library state is still consistent.
+   */
+  DLSHARE_ERR_PANIC = 14,
+} dlshare_status;
+
+/*
+ Why a conversion copied, or why SHARE mode refused. Codes are never renumbered.
+ */
+typedef enum dlshare_reason {
+  /*
+   Shared; nothing stood in the way.
+   */
+  DLSHARE_REASON_NONE = 0,
+  /*
+   The memory is read-only.
+   */
+  DLSHARE_REASON_READ_ONLY = 1,
+  /*
+   A stride is negative on an axis of extent > 1.
+   */
+  DLSHARE_REASON_NEGATIVE_STRIDE = 2,
+  /*
+   A byte stride is not a multiple of the item size.
+   */
+  DLSHARE_REASON_STRIDE_NOT_ITEM_MULTIPLE = 3,
+  /*
+   The data is in non-native byte order.
+   */
+  DLSHARE_REASON_BYTE_ORDER = 4,
+  /*
+   The data is not aligned to its element type.
+   */
+  DLSHARE_REASON_MISALIGNED = 5,
+  /*
+   The caller asked for another dtype.
+   */
+  DLSHARE_REASON_DTYPE_CHANGE = 6,
+  /*
+   The caller asked for another device.
+   */
+  DLSHARE_REASON_DEVICE_CHANGE = 7,
+  /*
+   COPY mode always copies.
+   */
+  DLSHARE_REASON_COPY_REQUESTED = 8,
+} dlshare_reason;
+
+/*
+ Conversion modes, as PyTorch users know them.
+ */
+typedef enum dlshare_mode {
+  /*
+   `torch.from_numpy`: share the memory or fail with DLSHARE_ERR_CANNOT_SHARE.
+   */
+  DLSHARE_MODE_SHARE = 0,
+  /*
+   `torch.as_tensor`: share when possible, otherwise copy (always copy for a dtype or device
+   change).
+   */
+  DLSHARE_MODE_SHARE_OR_COPY = 1,
+  /*
+   `torch.tensor`: always copy.
+   */
+  DLSHARE_MODE_COPY = 2,
+} dlshare_mode;
+
+/*
  What a `dlshare_column` holds. Codes are never renumbered.
  */
 typedef enum dlshare_column_kind {
@@ -285,133 +412,6 @@ typedef enum dlshare_normalize {
    */
   DLSHARE_NORMALIZE_ZSCORE = 2,
 } dlshare_normalize;
-
-/*
- Status of every fallible dlshare function. `DLSHARE_OK` is 0; codes are never renumbered.
- */
-typedef enum dlshare_status {
-  /*
-   Success.
-   */
-  DLSHARE_OK = 0,
-  /*
-   A required pointer argument was NULL.
-   */
-  DLSHARE_ERR_NULL_ARGUMENT = 1,
-  /*
-   A tensor handle was NULL, not made by dlshare, or already released.
-   */
-  DLSHARE_ERR_INVALID_HANDLE = 2,
-  /*
-   An argument had an invalid value (negative extent, bad mode, impossible request).
-   */
-  DLSHARE_ERR_INVALID_ARGUMENT = 3,
-  /*
-   A DLPack struct was malformed (NULL shape with ndim > 0, ndim out of range...).
-   */
-  DLSHARE_ERR_INVALID_DLPACK = 4,
-  /*
-   A versioned DLPack tensor had a major version other than 1.
-   */
-  DLSHARE_ERR_UNSUPPORTED_VERSION = 5,
-  /*
-   The dtype is unknown, or cannot be cast/copied as asked.
-   */
-  DLSHARE_ERR_UNSUPPORTED_DTYPE = 6,
-  /*
-   The device type is unknown or cannot be used for this operation.
-   */
-  DLSHARE_ERR_UNSUPPORTED_DEVICE = 7,
-  /*
-   SHARE mode could not share; `dlshare_decision.reason` names the obstacle.
-   */
-  DLSHARE_ERR_CANNOT_SHARE = 8,
-  /*
-   The operation needs writable memory but the tensor is read-only.
-   */
-  DLSHARE_ERR_READ_ONLY = 9,
-  /*
-   Sizes, strides or offsets overflow 64 bits or the address space.
-   */
-  DLSHARE_ERR_OVERFLOW = 10,
-  /*
-   An allocation failed.
-   */
-  DLSHARE_ERR_OUT_OF_MEMORY = 11,
-  /*
-   The device (or its driver) is not available in this process.
-   */
-  DLSHARE_ERR_DEVICE_UNAVAILABLE = 12,
-  /*
-   A CUDA call failed; the message names the CUDA error.
-   */
-  DLSHARE_ERR_CUDA = 13,
-  /*
-   dlshare panicked (a bug); the library state is still consistent.
-   */
-  DLSHARE_ERR_PANIC = 14,
-} dlshare_status;
-
-/*
- Conversion modes, as PyTorch users know them.
- */
-typedef enum dlshare_mode {
-  /*
-   `torch.from_numpy`: share the memory or fail with DLSHARE_ERR_CANNOT_SHARE.
-   */
-  DLSHARE_MODE_SHARE = 0,
-  /*
-   `torch.as_tensor`: share when possible, otherwise copy (always copy for a dtype or device
-   change).
-   */
-  DLSHARE_MODE_SHARE_OR_COPY = 1,
-  /*
-   `torch.tensor`: always copy.
-   */
-  DLSHARE_MODE_COPY = 2,
-} dlshare_mode;
-
-/*
- Why a conversion copied, or why SHARE mode refused. Codes are never renumbered.
- */
-typedef enum dlshare_reason {
-  /*
-   Shared; nothing stood in the way.
-   */
-  DLSHARE_REASON_NONE = 0,
-  /*
-   The memory is read-only.
-   */
-  DLSHARE_REASON_READ_ONLY = 1,
-  /*
-   A stride is negative on an axis of extent > 1.
-   */
-  DLSHARE_REASON_NEGATIVE_STRIDE = 2,
-  /*
-   A byte stride is not a multiple of the item size.
-   */
-  DLSHARE_REASON_STRIDE_NOT_ITEM_MULTIPLE = 3,
-  /*
-   The data is in non-native byte order.
-   */
-  DLSHARE_REASON_BYTE_ORDER = 4,
-  /*
-   The data is not aligned to its element type.
-   */
-  DLSHARE_REASON_MISALIGNED = 5,
-  /*
-   The caller asked for another dtype.
-   */
-  DLSHARE_REASON_DTYPE_CHANGE = 6,
-  /*
-   The caller asked for another device.
-   */
-  DLSHARE_REASON_DEVICE_CHANGE = 7,
-  /*
-   COPY mode always copies.
-   */
-  DLSHARE_REASON_COPY_REQUESTED = 8,
-} dlshare_reason;
 
 /*
  The handle type C sees: opaque, never dereferenced by anyone.
@@ -571,17 +571,18 @@ extern "C" {
 #endif // __cplusplus
 
 /*
- A column of `kind` over `view`, with no missing mask, datetime divisor 0 (set it for
- DATETIME), floor false and 0 categories (set `ncategories` for ONEHOT).
+ A column of `kind` (a `dlshare_column_kind` value; an invalid one is reported by
+ `dlshare_tensor_from_columns`) over `view`, with no missing mask, datetime divisor 0 (set it
+ for DATETIME), floor false and 0 categories (set `ncategories` for ONEHOT).
  */
-struct dlshare_column dlshare_column_init(enum dlshare_column_kind kind, struct dlshare_view view);
+struct dlshare_column dlshare_column_init(int32_t kind, struct dlshare_view view);
 
 /*
- Column options with float32 output, `nan_policy`, fill value 0 (set `fill_value` for
- DLSHARE_NAN_FILL) and `normalize`.
+ Column options with float32 output, `nan_policy` (a `dlshare_nan_policy` value), fill value 0
+ (set `fill_value` for DLSHARE_NAN_FILL) and `normalize` (a `dlshare_normalize` value); invalid
+ values are reported by `dlshare_tensor_from_columns`.
  */
-struct dlshare_columns_options dlshare_columns_options_init(enum dlshare_nan_policy nan_policy,
-                                                            enum dlshare_normalize normalize);
+struct dlshare_columns_options dlshare_columns_options_init(int32_t nan_policy, int32_t normalize);
 
 /*
  Builds one rows x columns, C-contiguous tensor from `ncolumns` columns in one pass: each
@@ -630,10 +631,11 @@ enum dlshare_status dlshare_tensor_view(const struct dlshare_tensor *tensor,
                                         struct dlshare_tensor **out_tensor);
 
 /*
- Default options for `mode`: no dtype or device change, read-only memory not shared, no
- complex-to-real casts, no stream.
+ Default options for `mode` (a `dlshare_mode` value, taken as an integer so that an invalid
+ value is reported by the conversion, not undefined behaviour): no dtype or device change,
+ read-only memory not shared, no complex-to-real casts, no stream.
  */
-struct dlshare_options dlshare_options_init(enum dlshare_mode mode);
+struct dlshare_options dlshare_options_init(int32_t mode);
 
 /*
  Wraps foreign memory described by `view` as a tensor, per `options` (NULL = SHARE_OR_COPY).

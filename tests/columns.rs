@@ -815,7 +815,7 @@ fn restride_inherits_read_only() {
     let shape = [3i64];
     view.shape = shape.as_ptr();
     let mut o = dlshare::ffi::convert::dlshare_options_init(
-        dlshare::ffi::convert::dlshare_mode::DLSHARE_MODE_SHARE,
+        dlshare::ffi::convert::dlshare_mode::DLSHARE_MODE_SHARE as i32,
     );
     o.allow_read_only = true;
     let mut h: *mut dlshare_tensor = std::ptr::null_mut();
@@ -930,33 +930,33 @@ fn c_api_builds_columns_and_reports_errors() {
     let mask = [0u8, 0, 1];
     let (three, s8, s2, back8) = (3i64, 8i64, 2i64, -8i64);
     let mut time = dlshare_column_init(
-        dlshare_column_kind::DLSHARE_COLUMN_DATETIME,
+        dlshare_column_kind::DLSHARE_COLUMN_DATETIME as i32,
         c_view(&ticks_be, DType::I64, &three, &s8),
     );
     time.view.flags = DLSHARE_VIEW_BYTE_SWAPPED;
     time.datetime_divisor = DAY_NS;
     time.datetime_floor = true;
     let mut onehot = dlshare_column_init(
-        dlshare_column_kind::DLSHARE_COLUMN_ONEHOT,
+        dlshare_column_kind::DLSHARE_COLUMN_ONEHOT as i32,
         c_view(&codes, DType::I16, &three, &s2),
     );
     onehot.ncategories = 3;
     let mut masked = dlshare_column_init(
-        dlshare_column_kind::DLSHARE_COLUMN_VALUE,
+        dlshare_column_kind::DLSHARE_COLUMN_VALUE as i32,
         c_view(&f, DType::F64, &three, &s8),
     );
     masked.missing = mask.as_ptr();
     // reversed: starts at the last element with a negative stride
     let mut reversed = dlshare_column_init(
-        dlshare_column_kind::DLSHARE_COLUMN_VALUE,
+        dlshare_column_kind::DLSHARE_COLUMN_VALUE as i32,
         c_view(&f, DType::F64, &three, &back8),
     );
     reversed.view.data = f.as_ptr().wrapping_add(2).cast_mut().cast();
     let cols = [time, onehot, masked, reversed];
 
     let mut o = dlshare_columns_options_init(
-        dlshare_nan_policy::DLSHARE_NAN_FILL,
-        dlshare_normalize::DLSHARE_NORMALIZE_NONE,
+        dlshare_nan_policy::DLSHARE_NAN_FILL as i32,
+        dlshare_normalize::DLSHARE_NORMALIZE_NONE as i32,
     );
     o.fill_value = -5.0;
     let (s, h) = from_columns(&cols, Some(&o));
@@ -1052,7 +1052,7 @@ fn c_api_views() {
     let f = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
     let (six, s4) = (6i64, 4i64);
     let col = dlshare_column_init(
-        dlshare_column_kind::DLSHARE_COLUMN_VALUE,
+        dlshare_column_kind::DLSHARE_COLUMN_VALUE as i32,
         c_view(&f, DType::F32, &six, &s4),
     );
     let (s, h) = from_columns(&[col, col], None);

@@ -1856,7 +1856,7 @@ fn column(buf: &Buf, dtype: DLDataType, kind: dlshare_column_kind) -> dlshare_co
         release_ctx: null_mut(),
         ..view(buf.ptr(), dtype, &FOUR, None, 0, &AtomicUsize::new(0))
     };
-    dlshare_column_init(kind, v)
+    dlshare_column_init(kind as i32, v)
 }
 
 fn columns_refused(
@@ -1946,13 +1946,15 @@ fn columns_options_refused(c: &Case, o: dlshare_columns_options) {
 }
 
 fn k10_nan_policy_invalid(c: &Case) {
-    let mut o = dlshare_columns_options_init(DLSHARE_NAN_RAISE, DLSHARE_NORMALIZE_NONE);
+    let mut o =
+        dlshare_columns_options_init(DLSHARE_NAN_RAISE as i32, DLSHARE_NORMALIZE_NONE as i32);
     o.nan_policy = 9;
     columns_options_refused(c, o);
 }
 
 fn k11_normalize_invalid(c: &Case) {
-    let mut o = dlshare_columns_options_init(DLSHARE_NAN_RAISE, DLSHARE_NORMALIZE_NONE);
+    let mut o =
+        dlshare_columns_options_init(DLSHARE_NAN_RAISE as i32, DLSHARE_NORMALIZE_NONE as i32);
     o.normalize = -2;
     columns_options_refused(c, o);
 }
@@ -1987,7 +1989,8 @@ fn k15_columns_of_different_lengths(c: &Case) {
 }
 
 fn k16_columns_complex_output(c: &Case) {
-    let mut o = dlshare_columns_options_init(DLSHARE_NAN_RAISE, DLSHARE_NORMALIZE_NONE);
+    let mut o =
+        dlshare_columns_options_init(DLSHARE_NAN_RAISE as i32, DLSHARE_NORMALIZE_NONE as i32);
     o.dtype = C64;
     columns_options_refused(c, o);
 }
@@ -2042,7 +2045,8 @@ fn k23_onehot_huge_categories(c: &Case) {
 }
 
 fn k24_normalize_to_integers(c: &Case) {
-    let mut o = dlshare_columns_options_init(DLSHARE_NAN_RAISE, DLSHARE_NORMALIZE_MINMAX);
+    let mut o =
+        dlshare_columns_options_init(DLSHARE_NAN_RAISE as i32, DLSHARE_NORMALIZE_MINMAX as i32);
     o.dtype = I32;
     columns_options_refused(c, o);
 }
@@ -2604,7 +2608,7 @@ fn p04_columns_never_call_release_and_keep_nothing() {
     let buf = column_values();
     let released = AtomicUsize::new(0);
     let col = dlshare_column_init(
-        DLSHARE_COLUMN_VALUE,
+        DLSHARE_COLUMN_VALUE as i32,
         view(buf.ptr(), F64, &FOUR, None, 0, &released),
     );
     let mut h = SENTINEL;

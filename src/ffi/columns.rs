@@ -102,16 +102,14 @@ pub struct dlshare_columns_options {
     pub normalize: i32,
 }
 
-/// A column of `kind` over `view`, with no missing mask, datetime divisor 0 (set it for
-/// DATETIME), floor false and 0 categories (set `ncategories` for ONEHOT).
+/// A column of `kind` (a `dlshare_column_kind` value; an invalid one is reported by
+/// `dlshare_tensor_from_columns`) over `view`, with no missing mask, datetime divisor 0 (set it
+/// for DATETIME), floor false and 0 categories (set `ncategories` for ONEHOT).
 #[unsafe(no_mangle)]
-pub extern "C" fn dlshare_column_init(
-    kind: dlshare_column_kind,
-    view: dlshare_view,
-) -> dlshare_column {
+pub extern "C" fn dlshare_column_init(kind: i32, view: dlshare_view) -> dlshare_column {
     dlshare_column {
         view,
-        kind: kind as i32,
+        kind,
         missing: std::ptr::null(),
         datetime_divisor: 0,
         datetime_floor: false,
@@ -119,18 +117,19 @@ pub extern "C" fn dlshare_column_init(
     }
 }
 
-/// Column options with float32 output, `nan_policy`, fill value 0 (set `fill_value` for
-/// DLSHARE_NAN_FILL) and `normalize`.
+/// Column options with float32 output, `nan_policy` (a `dlshare_nan_policy` value), fill value 0
+/// (set `fill_value` for DLSHARE_NAN_FILL) and `normalize` (a `dlshare_normalize` value); invalid
+/// values are reported by `dlshare_tensor_from_columns`.
 #[unsafe(no_mangle)]
 pub extern "C" fn dlshare_columns_options_init(
-    nan_policy: dlshare_nan_policy,
-    normalize: dlshare_normalize,
+    nan_policy: i32,
+    normalize: i32,
 ) -> dlshare_columns_options {
     dlshare_columns_options {
         dtype: DType::F32.into(),
-        nan_policy: nan_policy as i32,
+        nan_policy,
         fill_value: 0.0,
-        normalize: normalize as i32,
+        normalize,
     }
 }
 

@@ -89,12 +89,13 @@ pub struct dlshare_view {
     pub release_ctx: *mut c_void,
 }
 
-/// Default options for `mode`: no dtype or device change, read-only memory not shared, no
-/// complex-to-real casts, no stream.
+/// Default options for `mode` (a `dlshare_mode` value, taken as an integer so that an invalid
+/// value is reported by the conversion, not undefined behaviour): no dtype or device change,
+/// read-only memory not shared, no complex-to-real casts, no stream.
 #[unsafe(no_mangle)]
-pub extern "C" fn dlshare_options_init(mode: dlshare_mode) -> dlshare_options {
+pub extern "C" fn dlshare_options_init(mode: i32) -> dlshare_options {
     dlshare_options {
-        mode: mode as i32,
+        mode,
         has_dtype: false,
         dtype: DLDataType {
             code: 0,

@@ -167,7 +167,7 @@ pub fn fails(s: dlshare_status, expected: dlshare_status) -> String {
 }
 
 pub fn opts(mode: dlshare_mode) -> dlshare_options {
-    dlshare_options_init(mode)
+    dlshare_options_init(mode as i32)
 }
 
 pub fn opts_dtype(mode: dlshare_mode, dtype: DLDataType) -> dlshare_options {
