@@ -9,6 +9,7 @@ use crate::dlpack::{DLDataType, DLDevice};
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::storage::{Release, Storage};
+use crate::tensor::Tensor;
 
 /// Conversion modes, as PyTorch users know them.
 #[repr(C)]
@@ -265,23 +266,29 @@ pub unsafe extern "C" fn dlshare_tensor_from_view(
     deciding(decision_out, || {
         // SAFETY: documented contract for `view` and `out_tensor`.
         let (v, slot) = unsafe { (arg(view, "view")?, out(out_tensor, "out_tensor")?) };
-        let src = view_source(v)?;
         let opts = options_from(options)?;
         let reservation = handles::reserve()?;
-        let (release, ctx) = (v.release, Context(v.release_ctx));
-        let (tensor, decision) = convert::convert(&src, &opts, move || {
-            let release = Release::new(move || {
-                let ctx = ctx;
-                if let Some(f) = release {
-                    // SAFETY: the caller gave us this callback for exactly this use; a Release
-                    // runs at most once.
-                    unsafe { f(ctx.0) };
-                }
-            });
-            std::sync::Arc::new(Storage::foreign(src.data, 0, src.device, release))
-        })?;
+        let (tensor, decision) = import_view(v, &opts)?;
         slot.write(reservation.fill(tensor));
         Ok(decision)
+    })
+}
+
+/// The conversion behind `dlshare_tensor_from_view`: on success `v.release` will run exactly
+/// once (when the memory is no longer needed); on failure it never runs.
+pub(crate) fn import_view(v: &dlshare_view, opts: &Options) -> Result<(Tensor, Decision)> {
+    let src = view_source(v)?;
+    let (release, ctx) = (v.release, Context(v.release_ctx));
+    convert::convert(&src, opts, move || {
+        let release = Release::new(move || {
+            let ctx = ctx;
+            if let Some(f) = release {
+                // SAFETY: the caller gave us this callback for exactly this use; a Release
+                // runs at most once.
+                unsafe { f(ctx.0) };
+            }
+        });
+        std::sync::Arc::new(Storage::foreign(src.data, 0, src.device, release))
     })
 }
 
