@@ -17,6 +17,7 @@ pub mod cuda;
 pub mod dlpack;
 pub mod handles;
 pub mod names;
+pub mod pyext;
 pub mod python;
 pub mod tensor;
 pub mod threads;

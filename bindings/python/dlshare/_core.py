@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _capsule
+from . import _native as _native_module
 from ._errors import CannotShareError, UnsupportedDtypeError, check
 from ._ffi import ffi, lib
 
@@ -201,38 +202,104 @@ def _reason_name(code: int) -> str | None:
 # the Tensor
 
 
-class Tensor:
+_native = _native_module.load()
+_REASON_CODES = {
+    None: 0,
+    **{
+        ffi.string(lib.dlshare_reason_name(code)).decode(): code
+        for code in range(1, lib.DLSHARE_REASON_COPY_REQUESTED + 1)
+    },
+}
+
+if _native is not None:
+    _TensorBase = _native["TensorBase"]
+else:
+
+    class _TensorBase:
+        """The pure-Python twin of the library's native TensorBase (see _native.py)."""
+
+        __slots__ = ("_address", "_reason_code", "_device_type", "_device_id", "shared",
+                     "readonly")
+
+        def __del__(self, _release=lib.dlshare_tensor_release) -> None:
+            address = getattr(self, "_address", 0)
+            if address:
+                self._address = 0
+                _release(ffi.cast("dlshare_tensor *", address))
+
+        def __dlpack_device__(self) -> tuple[int, int]:
+            return (self._device_type, self._device_id)
+
+        def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+            return self._dlpack(stream=stream, max_version=max_version, dl_device=dl_device,
+                                copy=copy)
+
+
+class Tensor(_TensorBase):
     """A dlshare tensor handle: memory shared with (or copied from) its source, refcounted in the
     library. `.shared` and `.copy_reason` say how it was made."""
 
-    __slots__ = ("_handle", "_dl", "_flags", "shared", "copy_reason", "meta", "__weakref__")
+    __slots__ = ("_dl", "_flags", "_copy_reason", "_meta", "__weakref__")
 
     def __init__(self) -> None:
         raise TypeError("use dlshare.from_numpy, as_tensor, tensor or from_dlpack")
 
     @classmethod
     def _wrap(cls, handle, shared: bool, copy_reason: str | None) -> Tensor:
-        t = object.__new__(cls)
-        t._handle = handle
-        t._dl = None
-        t.shared = shared
-        t.copy_reason = copy_reason
-        t.meta = None  # helpers record extra facts here (e.g. from_dataframe's column names)
+        """A Tensor taking ownership of `handle` (a `dlshare_tensor *` from a cffi call)."""
+        address = int(ffi.cast("uintptr_t", handle))
+        code = _REASON_CODES.get(copy_reason)
+        if _native is not None:
+            t = _native_wrap(address, shared, code or 0)
+        else:
+            t = object.__new__(cls)
+            t._address = address
+            t._reason_code = code or 0
+            t.shared = shared
+            dl = t._info()
+            t._device_type, t._device_id = int(dl.device.device_type), int(dl.device.device_id)
+            t.readonly = bool(t._flags & lib.DLPACK_FLAG_BITMASK_READ_ONLY)
+        if code is None:
+            t._copy_reason = copy_reason
         return t
 
-    def __del__(self, _release=lib.dlshare_tensor_release) -> None:
-        handle = getattr(self, "_handle", None)
-        if handle is not None:
-            self._handle = None
-            _release(handle)
+    @property
+    def _handle(self):
+        return ffi.cast("dlshare_tensor *", self._address)
+
+    @property
+    def copy_reason(self) -> str | None:
+        """Why it was copied (a reason code such as "negative_stride"), None when shared."""
+        try:
+            return self._copy_reason
+        except AttributeError:
+            return _reason_name(self._reason_code)
+
+    @copy_reason.setter
+    def copy_reason(self, value: str | None) -> None:
+        self._copy_reason = value
+
+    @property
+    def meta(self) -> dict | None:
+        """Extra facts recorded by helpers (e.g. from_dataframe's column names), or None."""
+        try:
+            return self._meta
+        except AttributeError:
+            return None
+
+    @meta.setter
+    def meta(self, value: dict | None) -> None:
+        self._meta = value
 
     def _info(self):
-        if self._dl is None:
+        try:
+            return self._dl
+        except AttributeError:
             dl = ffi.new("DLTensor *")
             flags = ffi.new("uint64_t *")
             check(lib.dlshare_tensor_info(self._handle, dl, flags))
             self._dl, self._flags = dl, int(flags[0])
-        return self._dl
+            return dl
 
     # -- properties ----------------------------------------------------------------------------
     @property
@@ -281,11 +348,6 @@ class Tensor:
         check(lib.dlshare_tensor_nbytes(self._handle, out))
         return int(out[0])
 
-    @property
-    def readonly(self) -> bool:
-        self._info()
-        return bool(self._flags & lib.DLPACK_FLAG_BITMASK_READ_ONLY)
-
     def is_contiguous(self) -> bool:
         out = ffi.new("bool *")
         check(lib.dlshare_tensor_is_c_contiguous(self._handle, out))
@@ -331,11 +393,7 @@ class Tensor:
         return np.asarray(self)
 
     # -- DLPack (Array API standard) -----------------------------------------------------------
-    def __dlpack_device__(self) -> tuple[int, int]:
-        dev = self._info().device
-        return (int(dev.device_type), int(dev.device_id))
-
-    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+    def _dlpack(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """DLPack export (Array API standard). For a CUDA tensor, `stream` is the consumer's
         stream: None or 1 the legacy default stream, 2 the per-thread default stream, another
         int a cudaStream_t, -1 no synchronisation; the consumer's stream is made to wait for
@@ -607,7 +665,7 @@ def _convert(
 # the public functions
 
 
-def from_numpy(arr: np.ndarray, *, readonly: bool = False) -> Tensor:
+def _from_numpy_py(arr: np.ndarray, *, readonly: bool = False) -> Tensor:
     """Share a NumPy array's memory, or raise CannotShareError (with `.reason`). Like
     torch.from_numpy; `readonly=True` shares read-only memory as a read-only tensor."""
     if not isinstance(arr, np.ndarray):
@@ -621,12 +679,24 @@ def from_numpy(arr: np.ndarray, *, readonly: bool = False) -> Tensor:
     return _from_capsule(capsule, SHARE, None, None, readonly)
 
 
-def as_tensor(obj: Any, dtype=None, device=None, *, stream=None) -> Tensor:
+def _as_tensor_py(obj: Any, dtype=None, device=None, *, stream=None) -> Tensor:
     """Share when possible, otherwise copy (always copies for a dtype or device change). Like
     torch.as_tensor. `device`: "cpu", "cuda:N", "cuda_host:N" (pinned) or a DLPack tuple;
     `stream` (CUDA copies): order the copy on that stream (an int cudaStream_t or a
     torch/CuPy stream) instead of completing it before returning."""
     return _convert(obj, SHARE_OR_COPY, dtype, device, False, stream=stream)
+
+
+# The public from_numpy / as_tensor: the library's native callables where available (they take
+# the plain cases and hand every other call, unchanged, to the Python functions above).
+if _native is not None:
+    _native_wrap = _native["_wrap"]
+    _native["_configure"](Tensor, np.ndarray, _from_numpy_py, _as_tensor_py, Tensor._dlpack)
+    from_numpy = _native["from_numpy"]
+    as_tensor = _native["as_tensor"]
+else:
+    from_numpy, as_tensor = _from_numpy_py, _as_tensor_py
+    from_numpy.__name__, as_tensor.__name__ = "from_numpy", "as_tensor"
 
 
 def tensor(obj: Any, dtype=None, device=None, *, stream=None) -> Tensor:

@@ -355,19 +355,25 @@ def from_series(
         dtype = _natural_dtype(spec, nan, normalize, datetime)
     t = _call([spec], dtype, nan, normalize)
     rows, _ = t.shape
-    flat = _view(t, (rows,), (1,), 0)
-    flat.shared, flat.copy_reason = False, "copy_requested"
+    flat = _view(t, (rows,), (1,), 0, shared=False, copy_reason="copy_requested")
     flat.meta = {"columns": [s.name], "skipped": []}
     return flat
 
 
-def _view(t: Tensor, shape: Sequence[int], strides: Sequence[int], offset: int) -> Tensor:
+def _view(
+    t: Tensor,
+    shape: Sequence[int],
+    strides: Sequence[int],
+    offset: int,
+    shared: bool = True,
+    copy_reason: str | None = None,
+) -> Tensor:
     nd = len(shape)
     c_shape = ffi.new("int64_t[]", list(shape) or [0])
     c_strides = ffi.new("int64_t[]", list(strides) or [0])
     out = ffi.new("dlshare_tensor **")
     check(lib.dlshare_tensor_view(t._handle, nd, c_shape, c_strides, offset, out))
-    return Tensor._wrap(out[0], shared=True, copy_reason=None)
+    return Tensor._wrap(out[0], shared=shared, copy_reason=copy_reason)
 
 
 def sliding_windows(t: Any, length: int, step: int = 1, horizon: int = 0) -> Tensor:
