@@ -1,6 +1,7 @@
 //! The conversion decision (DESIGN.md §3): given a source array and what the caller asked for,
 //! share the memory, copy it (saying why), or refuse (saying why and what to do instead).
 
+use std::fmt;
 use std::sync::Arc;
 
 use crate::device::{Device, device_type};
@@ -123,12 +124,178 @@ impl Options {
     }
 }
 
-/// The outcome: shared or copied, and why, in words.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The outcome: shared or copied, and why. The explanation in words is built only when asked
+/// for (`Decision::detail`): `decide` keeps just the few values it needs, so a conversion whose
+/// caller never reads the text does not pay for formatting it.
+#[derive(Clone)]
 pub struct Decision {
     pub shared: bool,
     pub reason: Reason,
-    pub detail: String,
+    detail: Detail,
+}
+
+/// The values behind `Decision::detail`.
+#[derive(Clone, PartialEq, Eq)]
+enum Detail {
+    Shared {
+        read_only: bool,
+        dtype: DType,
+        device: Device,
+    },
+    DeviceChange {
+        from: Device,
+        to: Device,
+    },
+    DtypeChange {
+        from: DType,
+        to: DType,
+    },
+    Obstacle(Obstacle),
+    CopyRequested,
+    /// Text made elsewhere: a SHARE refusal reported as a decision.
+    Text(String),
+}
+
+impl fmt::Display for Detail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Detail::Shared {
+                read_only,
+                dtype,
+                device,
+            } => {
+                let how = if *read_only { "read-only" } else { "writable" };
+                write!(f, "shared: {how} {dtype} memory on {device}, no copy")
+            }
+            Detail::DeviceChange { from, to } => write!(
+                f,
+                "copied ({}): the target device is {to}, the data is on {from}",
+                Reason::DeviceChange.code()
+            ),
+            Detail::DtypeChange { from, to } => write!(
+                f,
+                "copied ({}): the target dtype is {to}, the data is {from}",
+                Reason::DtypeChange.code()
+            ),
+            Detail::Obstacle(o) => write!(f, "copied ({}): {o}", o.reason().code()),
+            Detail::CopyRequested => write!(
+                f,
+                "copied ({}): COPY mode (tensor) always copies",
+                Reason::CopyRequested.code()
+            ),
+            Detail::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+impl Decision {
+    /// The decision in words, e.g. "shared: writable float32 memory on cpu, no copy" or
+    /// "copied (negative_stride): axis 0 has a negative stride ...".
+    pub fn detail(&self) -> String {
+        self.detail.to_string()
+    }
+
+    /// A decision with a ready-made explanation (a SHARE refusal reported as a decision).
+    pub fn with_detail(shared: bool, reason: Reason, detail: String) -> Decision {
+        Decision {
+            shared,
+            reason,
+            detail: Detail::Text(detail),
+        }
+    }
+}
+
+/// Equal when `shared`, `reason` and the text are (the same values give the same text, so the
+/// text is formatted only when the values differ).
+impl PartialEq for Decision {
+    fn eq(&self, other: &Decision) -> bool {
+        self.shared == other.shared
+            && self.reason == other.reason
+            && (self.detail == other.detail || self.detail() == other.detail())
+    }
+}
+
+impl Eq for Decision {}
+
+impl fmt::Debug for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("shared", &self.shared)
+            .field("reason", &self.reason)
+            .field("detail", &self.detail())
+            .finish()
+    }
+}
+
+/// The first thing that stops memory from being shared as a writable, native tensor.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Obstacle {
+    ReadOnly,
+    NegativeStride {
+        axis: usize,
+        stride: i64,
+    },
+    StrideNotItemMultiple {
+        axis: usize,
+        stride: i64,
+        item: i64,
+    },
+    ByteOrder {
+        dtype: DType,
+    },
+    Misaligned {
+        addr: usize,
+        align: usize,
+        dtype: DType,
+    },
+}
+
+impl Obstacle {
+    fn reason(self) -> Reason {
+        match self {
+            Obstacle::ReadOnly => Reason::ReadOnly,
+            Obstacle::NegativeStride { .. } => Reason::NegativeStride,
+            Obstacle::StrideNotItemMultiple { .. } => Reason::StrideNotItemMultiple,
+            Obstacle::ByteOrder { .. } => Reason::ByteOrder,
+            Obstacle::Misaligned { .. } => Reason::Misaligned,
+        }
+    }
+}
+
+/// The obstacle's explanation.
+impl fmt::Display for Obstacle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Obstacle::ReadOnly => f.write_str(
+                "the memory is read-only (sharing it writable would let writes through); allow \
+                 read-only sharing to get a read-only tensor",
+            ),
+            Obstacle::NegativeStride { axis, stride: s } => write!(
+                f,
+                "axis {axis} has a negative stride ({s} bytes): a reversed view (e.g. \
+                 a[::-1]) cannot be shared; copy it first (np.ascontiguousarray)"
+            ),
+            Obstacle::StrideNotItemMultiple {
+                axis,
+                stride: s,
+                item,
+            } => write!(
+                f,
+                "axis {axis} has a byte stride of {s}, not a multiple of the item size \
+                 {item}: tensor strides count whole elements; copy it first"
+            ),
+            Obstacle::ByteOrder { dtype } => write!(
+                f,
+                "the {dtype} data is in non-native byte order; byte-swap it first (astype with \
+                 a native dtype)"
+            ),
+            Obstacle::Misaligned { addr, align, dtype } => write!(
+                f,
+                "the data at {addr:#x} is not aligned to {align} bytes as {dtype} needs; copy it \
+                 to aligned memory first"
+            ),
+        }
+    }
 }
 
 /// A source array, described NumPy-style with byte strides. Built by the DLPack importer, the
@@ -221,20 +388,14 @@ impl Source {
         self.shape.iter().map(|&n| n as u64).product()
     }
 
-    /// Everything that stops this memory from being shared as a writable, native tensor, in a
-    /// fixed order, each with its explanation.
-    fn share_obstacles(&self, allow_read_only: bool) -> Vec<(Reason, String)> {
-        let mut found = Vec::new();
+    /// The first of everything that stops this memory from being shared as a writable, native
+    /// tensor, in a fixed order.
+    fn share_obstacle(&self, allow_read_only: bool) -> Option<Obstacle> {
         if self.read_only && !allow_read_only {
-            found.push((
-                Reason::ReadOnly,
-                "the memory is read-only (sharing it writable would let writes through); allow \
-                 read-only sharing to get a read-only tensor"
-                    .to_string(),
-            ));
+            return Some(Obstacle::ReadOnly);
         }
         if self.numel() == 0 {
-            return found;
+            return None;
         }
         let item = self.dtype.item_size() as i64;
         let live_axes = || {
@@ -243,48 +404,27 @@ impl Source {
                 .zip(&self.byte_strides)
                 .enumerate()
                 .filter(|(_, (n, _))| **n > 1)
+                .map(|(axis, (_, &stride))| (axis, stride))
         };
-        if let Some((axis, (_, s))) = live_axes().find(|(_, (_, s))| **s < 0) {
-            found.push((
-                Reason::NegativeStride,
-                format!(
-                    "axis {axis} has a negative stride ({s} bytes): a reversed view (e.g. \
-                     a[::-1]) cannot be shared; copy it first (np.ascontiguousarray)"
-                ),
-            ));
+        if let Some((axis, stride)) = live_axes().find(|&(_, s)| s < 0) {
+            return Some(Obstacle::NegativeStride { axis, stride });
         }
-        if let Some((axis, (_, s))) = live_axes().find(|(_, (_, s))| **s % item != 0) {
-            found.push((
-                Reason::StrideNotItemMultiple,
-                format!(
-                    "axis {axis} has a byte stride of {s}, not a multiple of the item size \
-                     {item}: tensor strides count whole elements; copy it first"
-                ),
-            ));
+        if let Some((axis, stride)) = live_axes().find(|&(_, s)| s % item != 0) {
+            return Some(Obstacle::StrideNotItemMultiple { axis, stride, item });
         }
         if self.byte_swapped {
-            found.push((
-                Reason::ByteOrder,
-                format!(
-                    "the {} data is in non-native byte order; byte-swap it first (astype with \
-                     a native dtype)",
-                    self.dtype
-                ),
-            ));
+            return Some(Obstacle::ByteOrder { dtype: self.dtype });
         }
         let align = self.dtype.alignment();
         let addr = self.first() as usize;
         if !addr.is_multiple_of(align) {
-            found.push((
-                Reason::Misaligned,
-                format!(
-                    "the data at {addr:#x} is not aligned to {align} bytes as {} needs; copy it \
-                     to aligned memory first",
-                    self.dtype
-                ),
-            ));
+            return Some(Obstacle::Misaligned {
+                addr,
+                align,
+                dtype: self.dtype,
+            });
         }
-        found
+        None
     }
 }
 
@@ -318,57 +458,48 @@ pub fn decide(src: &Source, opts: &Options) -> Result<Decision> {
             )));
         }
     }
-    let obstacles = src.share_obstacles(opts.allow_read_only);
-    let (reason, detail) = match opts.mode {
-        Mode::Share => match obstacles.into_iter().next() {
-            Some((reason, text)) => {
-                return Err(Error::CannotShare(reason, format!("cannot share: {text}")));
+    let copied = match opts.mode {
+        Mode::Share => match src.share_obstacle(opts.allow_read_only) {
+            Some(o) => {
+                return Err(Error::CannotShare(o.reason(), format!("cannot share: {o}")));
             }
-            None => (Reason::None, String::new()),
+            None => None,
         },
-        Mode::ShareOrCopy if device_change => (
+        Mode::ShareOrCopy if device_change => Some((
             Reason::DeviceChange,
-            format!(
-                "the target device is {target_device}, the data is on {}",
-                src.device
-            ),
-        ),
-        Mode::ShareOrCopy if dtype_change => (
+            Detail::DeviceChange {
+                from: src.device,
+                to: target_device,
+            },
+        )),
+        Mode::ShareOrCopy if dtype_change => Some((
             Reason::DtypeChange,
-            format!(
-                "the target dtype is {target_dtype}, the data is {}",
-                src.dtype
-            ),
-        ),
-        Mode::ShareOrCopy => obstacles
-            .into_iter()
-            .next()
-            .unwrap_or((Reason::None, String::new())),
-        Mode::Copy => (
-            Reason::CopyRequested,
-            "COPY mode (tensor) always copies".to_string(),
-        ),
+            Detail::DtypeChange {
+                from: src.dtype,
+                to: target_dtype,
+            },
+        )),
+        Mode::ShareOrCopy => src
+            .share_obstacle(opts.allow_read_only)
+            .map(|o| (o.reason(), Detail::Obstacle(o))),
+        Mode::Copy => Some((Reason::CopyRequested, Detail::CopyRequested)),
     };
-    if reason == Reason::None {
-        let how = if src.read_only {
-            "read-only"
-        } else {
-            "writable"
-        };
+    let Some((reason, detail)) = copied else {
         return Ok(Decision {
             shared: true,
-            reason,
-            detail: format!(
-                "shared: {how} {} memory on {}, no copy",
-                src.dtype, src.device
-            ),
+            reason: Reason::None,
+            detail: Detail::Shared {
+                read_only: src.read_only,
+                dtype: src.dtype,
+                device: src.device,
+            },
         });
-    }
+    };
     check_copy_possible(src, target_dtype, copy_destination(src, opts), opts)?;
     Ok(Decision {
         shared: false,
         reason,
-        detail: format!("copied ({}): {detail}", reason.code()),
+        detail,
     })
 }
 

@@ -115,7 +115,7 @@ fn negative_strides_view_and_convert() {
         let (c, d) = convert_tensor(&t, &Options::new(mode)).unwrap();
         assert!(!d.shared);
         assert_eq!(d.reason, reason);
-        assert!(!d.detail.is_empty());
+        assert!(!d.detail().is_empty());
         assert!(c.is_c_contiguous() && c.is_copy() && !c.shares_storage_with(&t));
         assert_eq!(c.strides(), [4, 1]);
         assert_eq!(c.as_array_view::<f32>().unwrap(), view_now);

@@ -141,33 +141,32 @@ pub(crate) fn options_from(o: *const dlshare_options) -> Result<Options> {
     })
 }
 
-/// Writes a decision to an optional output.
+/// Writes a decision to an optional output. The text is formatted only when there is one.
 pub(crate) fn write_decision(decision_out: *mut dlshare_decision, d: &Decision) {
+    // SAFETY: the public functions document that a non-NULL decision pointer is writable.
+    let Some(out) = (unsafe { decision_out.as_mut() }) else {
+        return;
+    };
     let mut detail = [0 as c_char; 256];
-    for (slot, byte) in detail.iter_mut().zip(d.detail.bytes().take(255)) {
+    for (slot, byte) in detail.iter_mut().zip(d.detail().bytes().take(255)) {
         *slot = byte as c_char;
     }
-    let value = dlshare_decision {
+    *out = dlshare_decision {
         shared: d.shared,
         reason: d.reason.into(),
         detail,
     };
-    // SAFETY: the public functions document that a non-NULL decision pointer is writable.
-    if let Some(slot) = unsafe { decision_out.as_mut() } {
-        *slot = value;
-    }
 }
 
 /// In SHARE mode a refusal still fills the decision (shared = false, reason = the obstacle).
 pub(crate) fn write_refusal(decision_out: *mut dlshare_decision, e: &Error) {
+    if decision_out.is_null() {
+        return;
+    }
     if let Error::CannotShare(reason, text) = e {
         write_decision(
             decision_out,
-            &Decision {
-                shared: false,
-                reason: *reason,
-                detail: text.clone(),
-            },
+            &Decision::with_detail(false, *reason, text.clone()),
         );
     }
 }
