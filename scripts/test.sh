@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test: formatting, lints, the header check and the Rust
 # tests (cargo test), the C and C++ tests against the installed CMake package (ctest), the
-# Python tests against the installed Python package (pytest, which also checks the Julia
+# Python tests against the installed Python package (pytest, twice: with the library's CPython
+# fast path and on cffi alone; it also checks the Julia
 # package's sources and ccall contract), and the Julia tests when julia is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +18,10 @@ echo "== C and C++ tests (CMake package + ctest: tests/c, tests/cpp, README exam
 bash tests/c/run.sh
 echo "== hardening: malformed-input catalogue, C tests under Valgrind and ASan+UBSan (docs/hardening.md)"
 bash tests/harden/run
-echo "== Python tests (pytest, against the installed package)"
+echo "== Python tests (pytest, against the installed package, with the library's CPython fast path)"
 python3 -m pytest tests/python -q -p no:cacheprovider
+echo "== Python tests again on cffi alone (DLSHARE_PURE_PYTHON=1: the path other interpreters take)"
+DLSHARE_PURE_PYTHON=1 python3 -m pytest tests/python -q -p no:cacheprovider
 echo "== Julia tests (bindings/julia/DLShare)"
 bash bindings/julia/run_tests.sh
 echo "== all tests passed"

@@ -228,11 +228,9 @@ else:
                 _release(ffi.cast("dlshare_tensor *", address))
 
         def __dlpack_device__(self) -> tuple[int, int]:
-            return (self._device_type, self._device_id)
+            return (getattr(self, "_device_type", 0), getattr(self, "_device_id", 0))
 
-        def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
-            return self._dlpack(stream=stream, max_version=max_version, dl_device=dl_device,
-                                copy=copy)
+        # __dlpack__ is Tensor._dlpack (set below)
 
 
 class Tensor(_TensorBase):
@@ -265,7 +263,7 @@ class Tensor(_TensorBase):
 
     @property
     def _handle(self):
-        return ffi.cast("dlshare_tensor *", self._address)
+        return ffi.cast("dlshare_tensor *", getattr(self, "_address", 0))
 
     @property
     def copy_reason(self) -> str | None:
@@ -273,7 +271,7 @@ class Tensor(_TensorBase):
         try:
             return self._copy_reason
         except AttributeError:
-            return _reason_name(self._reason_code)
+            return _reason_name(getattr(self, "_reason_code", 0))
 
     @copy_reason.setter
     def copy_reason(self, value: str | None) -> None:
@@ -685,6 +683,10 @@ def _as_tensor_py(obj: Any, dtype=None, device=None, *, stream=None) -> Tensor:
     `stream` (CUDA copies): order the copy on that stream (an int cudaStream_t or a
     torch/CuPy stream) instead of completing it before returning."""
     return _convert(obj, SHARE_OR_COPY, dtype, device, False, stream=stream)
+
+
+if _native is None:
+    Tensor.__dlpack__ = Tensor._dlpack
 
 
 # The public from_numpy / as_tensor: the library's native callables where available (they take
