@@ -621,12 +621,22 @@ unsafe fn exchange_import(api: &Api, tp: Obj) -> Option<ExchangeFn> {
     use std::sync::Mutex;
     struct Cache(Vec<(usize, Option<ExchangeFn>)>);
     static CACHE: Mutex<Cache> = Mutex::new(Cache(Vec::new()));
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, f)) = cache.0.iter().find(|(t, _)| *t == tp as usize) {
-        return *f;
+    let cached = |tp: Obj| {
+        let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .0
+            .iter()
+            .find(|(t, _)| *t == tp as usize)
+            .map(|(_, f)| *f)
+    };
+    if let Some(f) = cached(tp) {
+        return f;
     }
+    // The lookup may run Python code (a metaclass), which may let another thread take the GIL
+    // and come here: the lock is not held across it.
     // SAFETY: GIL held; a failed lookup's exception is cleared; the capsule name is the one
-    // DLPack 1.3 specifies, and its pointer is the producer's static API table.
+    // DLPack 1.3 specifies, and its pointer is the producer's API table, read while the
+    // capsule is still referenced.
     let found = unsafe {
         let capsule = (api.object_get_attr_string)(tp, c"__dlpack_c_exchange_api__".as_ptr());
         if capsule.is_null() {
@@ -635,18 +645,20 @@ unsafe fn exchange_import(api: &Api, tp: Obj) -> Option<ExchangeFn> {
         } else {
             let table = (api.capsule_get_pointer)(capsule, c"dlpack_exchange_api".as_ptr())
                 .cast::<ExchangeApi>();
+            let f = match table.as_ref() {
+                None => {
+                    (api.err_clear)();
+                    None
+                }
+                Some(t) if t.version.major == 1 => t.managed_tensor_from_py_object_no_sync,
+                Some(_) => None,
+            };
             (api.dec_ref)(capsule);
-            if table.is_null() {
-                (api.err_clear)();
-                None
-            } else if (*table).version.major != 1 {
-                None
-            } else {
-                (*table).managed_tensor_from_py_object_no_sync
-            }
+            f
         }
     };
-    if cache.0.len() < 64 {
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.0.len() < 64 && !cache.0.iter().any(|(t, _)| *t == tp as usize) {
         // SAFETY: GIL held; the cache keeps the type alive so its address stays its own.
         unsafe { (api.inc_ref)(tp) };
         cache.0.push((tp as usize, found));
