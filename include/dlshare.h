@@ -820,6 +820,28 @@ enum dlshare_status dlshare_tensor_to_dlpack_legacy(const struct dlshare_tensor 
                                                     DLManagedTensor **out_managed);
 
 /*
+ Sets how many bytes of freed large CPU buffers (2 MiB and more) dlshare keeps mapped for the
+ next tensor of the same size, in all. Reused memory is already faulted in, so a pipeline
+ that converts batches of one size skips the page faults of fresh memory (on a VM these can
+ cost more than the copy). `bytes == 0` gives every cached buffer back at once and keeps
+ none; `bytes == -1` restores the default (the `DLSHARE_CACHE_BYTES` environment variable
+ when it holds a byte count, read once, otherwise 256 MiB); other negative values give
+ DLSHARE_ERR_INVALID_ARGUMENT. Lowering the limit gives back the buffers over it at once.
+ Applies to the whole process.
+ */
+enum dlshare_status dlshare_set_cache_limit(int64_t bytes);
+
+/*
+ The cache limit in bytes now (see `dlshare_set_cache_limit`).
+ */
+uint64_t dlshare_get_cache_limit(void);
+
+/*
+ Bytes of freed buffers dlshare holds for reuse now (at most the cache limit).
+ */
+uint64_t dlshare_cached_bytes(void);
+
+/*
  Parses a NumPy `__array_interface__` typestr (`<f4`, `>i8`, `|b1`, `<c16`). `*swapped_out`
  tells whether the data is in non-native byte order. Object, string, datetime, void and long
  double typestrs give DLSHARE_ERR_UNSUPPORTED_DTYPE.

@@ -7,9 +7,11 @@
 //! into fresh huge pages at ~8-11 GB/s, into touched memory at ~19 GB/s). The pages are not
 //! touched here: the copy kernel that fills the buffer is the first to write it, on the threads
 //! that fill each part. Fresh mappings read as zeros, so `zeroed` costs nothing for them.
-//! Freed mappings of up to 32 MiB are kept (64 MiB in all) for the next buffer of the same size,
-//! as glibc keeps freed memory of those sizes for NumPy's and PyTorch's buffers. Under Miri
-//! every buffer comes from the global allocator.
+//! Freed mappings are kept, up to a limit (256 MiB in all by default; `DLSHARE_CACHE_BYTES`,
+//! `set_cache_limit`), for the next buffer of the same size, as glibc keeps freed memory below
+//! 32 MiB for NumPy's and PyTorch's buffers: a pipeline converting batches of one size then
+//! writes into memory that is already faulted in. Under Miri every buffer comes from the global
+//! allocator.
 
 use std::alloc::{Layout, alloc, alloc_zeroed, dealloc};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,15 +29,72 @@ pub const MAP_MIN_BYTES: usize = 2 << 20;
 #[cfg(all(unix, not(miri)))]
 const HUGE_PAGE: usize = 2 << 20;
 
-/// Freed mappings up to this size are kept for the next allocation of the same size class
-/// (multiples of 2 MiB), up to `MAP_CACHE_BYTES` in all. glibc keeps freed memory the same way
-/// below its 32 MiB mmap threshold, so NumPy and PyTorch buffers of these sizes are reused
-/// without page faults; a fresh mapping would fault and zero every page again (a 4 MiB copy took
-/// 140 us into a fresh mapping, 67 us into reused memory, in benches/threads.rs).
-#[cfg(all(unix, not(miri)))]
-const MAP_CACHE_MAX_ENTRY: usize = 32 << 20;
-#[cfg(all(unix, not(miri)))]
-const MAP_CACHE_BYTES: usize = 64 << 20;
+/// Freed mappings are kept for the next allocation of the same size class (multiples of 2 MiB),
+/// up to the cache limit in all. glibc keeps freed memory the same way below its 32 MiB mmap
+/// threshold, so NumPy and PyTorch buffers of these sizes are reused without page faults; a
+/// fresh mapping faults and zeroes every page again (a 4 MiB copy took 140 us into a fresh
+/// mapping, 67 us into reused memory, in benches/threads.rs; on the VM of docs/benchmarks.md a
+/// 64 MiB from_dataframe result took 15-95 ms into fresh pages, 12 ms into reused ones).
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+
+/// The cache limit in bytes; `usize::MAX` until first read from `DLSHARE_CACHE_BYTES`.
+static CACHE_LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// The most bytes of freed mappings kept for reuse: set by `set_cache_limit`, else the
+/// `DLSHARE_CACHE_BYTES` environment variable (a byte count, read once), else
+/// `DEFAULT_CACHE_BYTES`.
+pub fn cache_limit() -> usize {
+    match CACHE_LIMIT.load(Ordering::Relaxed) {
+        usize::MAX => {
+            let limit = std::env::var("DLSHARE_CACHE_BYTES")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|&n| n != usize::MAX)
+                .unwrap_or(DEFAULT_CACHE_BYTES);
+            let _ = CACHE_LIMIT.compare_exchange(
+                usize::MAX,
+                limit,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            CACHE_LIMIT.load(Ordering::Relaxed)
+        }
+        limit => limit,
+    }
+}
+
+/// Sets the cache limit (`None`: back to the default of `cache_limit`) and gives back at once
+/// the cached mappings that no longer fit, oldest first; 0 empties the cache and keeps nothing.
+pub fn set_cache_limit(bytes: Option<usize>) {
+    match bytes {
+        Some(n) => CACHE_LIMIT.store(n.min(usize::MAX - 1), Ordering::Relaxed),
+        None => {
+            CACHE_LIMIT.store(usize::MAX, Ordering::Relaxed);
+            cache_limit();
+        }
+    }
+    #[cfg(all(unix, not(miri)))]
+    {
+        let limit = cache_limit();
+        let mut cache = MAP_CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        while cache.iter().map(|&(_, l)| l).sum::<usize>() > limit {
+            let (start, len) = cache.remove(0);
+            // SAFETY: a cached mapping made by `map_fresh` that nothing uses.
+            unsafe { libc::munmap(start as *mut libc::c_void, len) };
+        }
+    }
+}
+
+/// Bytes of freed mappings held for reuse now.
+pub fn cached_bytes() -> usize {
+    #[cfg(all(unix, not(miri)))]
+    {
+        let cache = MAP_CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        cache.iter().map(|&(_, l)| l).sum()
+    }
+    #[cfg(not(all(unix, not(miri))))]
+    0
+}
 
 /// Mappings freed for reuse: (address, length), most recent last.
 #[cfg(all(unix, not(miri)))]
@@ -160,7 +219,7 @@ impl Storage {
     }
 
     /// A mapping starting on a huge-page boundary, advised to use huge pages: a fresh one
-    /// (zero-filled by the OS on first touch), or for sizes up to 32 MiB one freed earlier.
+    /// (zero-filled by the OS on first touch), or one of the same size freed earlier.
     #[cfg(all(unix, not(miri)))]
     fn map_cpu(nbytes: usize, zeroed: bool) -> Result<Storage> {
         let oom = || {
@@ -170,7 +229,7 @@ impl Storage {
         };
         // Cacheable sizes are rounded to whole huge pages (one size class per 2 MiB); larger
         // ones to whole base pages (the tail is then served by small pages).
-        let unit = if nbytes <= MAP_CACHE_MAX_ENTRY {
+        let unit = if nbytes <= cache_limit() {
             HUGE_PAGE
         } else {
             4096usize.max(OWNED_ALIGN)
@@ -240,11 +299,12 @@ impl Storage {
     /// Gives a mapping back: kept for reuse when it fits the cache, else unmapped.
     #[cfg(all(unix, not(miri)))]
     fn unmap(start: usize, len: usize) {
-        if len <= MAP_CACHE_MAX_ENTRY
+        let limit = cache_limit();
+        if len <= limit
             && let Some(mut cache) = map_cache()
         {
             let held: usize = cache.iter().map(|&(_, l)| l).sum();
-            if held + len <= MAP_CACHE_BYTES {
+            if held + len <= limit {
                 cache.push((start, len));
                 return;
             }

@@ -16,6 +16,7 @@ pub mod convert;
 pub mod cuda;
 pub mod dlpack;
 pub mod handles;
+pub mod memory;
 pub mod names;
 pub mod pyext;
 pub mod python;

@@ -247,3 +247,30 @@ def test_the_array_lives_until_the_last_tensor_sharing_it_goes():
     del y
     gc.collect()
     assert alive() is None
+
+
+def test_the_buffer_cache_and_thread_cap_are_settable_from_python():
+    try:
+        dlshare.set_cache_limit(0)
+        assert dlshare.cached_bytes() == 0 and dlshare.cache_limit() == 0
+        dlshare.set_cache_limit(128 << 20)
+        a = np.zeros((1 << 20, 8))  # 64 MiB of float64 -> a 32 MiB float32 copy
+        t = dlshare.as_tensor(a, dtype="float32")
+        first = t.data_ptr
+        del t
+        assert dlshare.cached_bytes() == 32 << 20
+        t = dlshare.as_tensor(a, dtype="float32")
+        assert t.data_ptr == first  # the freed buffer came back
+        np.testing.assert_array_equal(t.numpy(), a.astype(np.float32))
+        del t
+        with pytest.raises(dlshare.InvalidArgumentError, match="-1 for the default"):
+            dlshare.set_cache_limit(-5)
+        dlshare.set_num_threads(1)
+        assert dlshare.get_num_threads() == 1
+        with pytest.raises(dlshare.InvalidArgumentError):
+            dlshare.set_num_threads(-1)
+    finally:
+        dlshare.set_cache_limit(None)
+        dlshare.set_num_threads(None)
+    assert dlshare.cache_limit() == 256 << 20
+    assert dlshare.get_num_threads() >= 1

@@ -799,3 +799,31 @@ def shares_memory(a: Any, b: Any) -> bool:
 def live_tensor_count() -> int:
     """Storages alive in the library (for leak tests)."""
     return int(lib.dlshare_live_tensor_count())
+
+
+def set_cache_limit(nbytes: int | None) -> None:
+    """How many bytes of freed large CPU buffers the library keeps for the next tensor of the
+    same size (default 256 MiB, or DLSHARE_CACHE_BYTES). 0 gives every cached buffer back and
+    keeps none; None restores the default."""
+    check(lib.dlshare_set_cache_limit(-1 if nbytes is None else int(nbytes)))
+
+
+def cache_limit() -> int:
+    """The limit set with `set_cache_limit`, in bytes."""
+    return int(lib.dlshare_get_cache_limit())
+
+
+def cached_bytes() -> int:
+    """Bytes of freed buffers held for reuse now."""
+    return int(lib.dlshare_cached_bytes())
+
+
+def set_num_threads(n: int | None) -> None:
+    """Caps the threads one large copy uses (None: the default, DLSHARE_NUM_THREADS or every
+    core)."""
+    check(lib.dlshare_set_num_threads(0 if n is None else int(n)))
+
+
+def get_num_threads() -> int:
+    """The most threads one large copy uses now."""
+    return int(lib.dlshare_get_num_threads())
