@@ -218,8 +218,7 @@ else:
     class _TensorBase:
         """The pure-Python twin of the library's native TensorBase (see _native.py)."""
 
-        __slots__ = ("_address", "_reason_code", "_device_type", "_device_id", "shared",
-                     "readonly")
+        __slots__ = ("_address", "_reason_code", "shared")
 
         def __del__(self, _release=lib.dlshare_tensor_release) -> None:
             address = getattr(self, "_address", 0)
@@ -227,8 +226,15 @@ else:
                 self._address = 0
                 _release(ffi.cast("dlshare_tensor *", address))
 
+        @property
+        def readonly(self) -> bool:
+            """True when the memory must not be written."""
+            self._info()
+            return bool(self._flags & lib.DLPACK_FLAG_BITMASK_READ_ONLY)
+
         def __dlpack_device__(self) -> tuple[int, int]:
-            return (getattr(self, "_device_type", 0), getattr(self, "_device_id", 0))
+            dev = self._info().device
+            return (int(dev.device_type), int(dev.device_id))
 
         # __dlpack__ is Tensor._dlpack (set below)
 
@@ -254,9 +260,6 @@ class Tensor(_TensorBase):
             t._address = address
             t._reason_code = code or 0
             t.shared = shared
-            dl = t._info()
-            t._device_type, t._device_id = int(dl.device.device_type), int(dl.device.device_id)
-            t.readonly = bool(t._flags & lib.DLPACK_FLAG_BITMASK_READ_ONLY)
         if code is None:
             t._copy_reason = copy_reason
         return t
