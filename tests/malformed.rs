@@ -21,7 +21,9 @@ use dlshare::ffi::columns::dlshare_column_kind::*;
 use dlshare::ffi::columns::dlshare_nan_policy::*;
 use dlshare::ffi::columns::dlshare_normalize::*;
 use dlshare::ffi::columns::*;
+use dlshare::ffi::memory::{dlshare_get_cache_limit, dlshare_set_cache_limit};
 use dlshare::ffi::names::*;
+use dlshare::ffi::pyext::dlshare_python_module;
 use dlshare::ffi::python::dlshare_pycapsule_destructor;
 
 // ---------------------------------------------------------------------------------------------
@@ -828,6 +830,23 @@ fn a09_pycapsule_destructor_outside_python(c: &Case) {
     // SAFETY: outside CPython the destructor finds no capsule API and does nothing.
     unsafe { dlshare_pycapsule_destructor(null_mut()) };
     c.check(DLSHARE_OK);
+}
+
+fn a14_python_module_outside_python(c: &Case) {
+    // Outside CPython the C API is not found: NULL, nothing else happens.
+    assert!(dlshare_python_module().is_null());
+    c.check(DLSHARE_OK);
+}
+
+fn o12_cache_limit_negative(c: &Case) {
+    let before = dlshare_get_cache_limit();
+    c.check(dlshare_set_cache_limit(-2));
+    c.check(dlshare_set_cache_limit(i64::MIN));
+    assert_eq!(
+        dlshare_get_cache_limit(),
+        before,
+        "a refused limit changes nothing"
+    );
 }
 
 fn a10_dlpack_newer_minor(c: &Case) {
@@ -2200,6 +2219,7 @@ catalogue! {
     a11_dlpack_unknown_flag_bits: "dlshare_tensor_from_dlpack", "flags with undefined bits 40 and 63" => DLSHARE_OK, "undefined flag bits are ignored (room for future minors)", "";
     a12_zero_size_with_wild_strides: "dlshare_tensor_from_dlpack", "shape (0, 5) with strides (INT64_MAX, INT64_MIN)" => DLSHARE_OK, "a zero-size tensor touches no memory: its strides are not checked (byte strides saturate), and its export re-imports", "";
     a13_odd_width_opaque_shares: "dlshare_tensor_from_view, dlshare_tensor_from_dlpack", "opaque handle of 56 bits (7-byte elements) in SHARE mode" => DLSHARE_OK, "elements of a size that is not a power of two need no alignment", "";
+    a14_python_module_outside_python: "dlshare_python_module", "called outside CPython" => DLSHARE_OK, "returns NULL when CPython's C API is absent", "";
     h01_null_handle: "every function taking a handle (21 calls)", "tensor = NULL" => DLSHARE_ERR_INVALID_HANDLE, "handle is NULL", HND;
     h02_address_of_a_local: "every function taking a handle", "address of a local array" => DLSHARE_ERR_INVALID_HANDLE, "not a live dlshare tensor handle", HND;
     h03_forged_handle_unused_slot: "every function taking a handle", "forged value with the handle tag and an unallocated slot" => DLSHARE_ERR_INVALID_HANDLE, "not a live dlshare tensor handle", "";
@@ -2293,6 +2313,7 @@ catalogue! {
     o09_share_byte_swapped: "dlshare_tensor_from_view", "SHARE of byte-swapped data" => DLSHARE_ERR_CANNOT_SHARE, "non-native byte order", "tests/decision_table.rs";
     o10_share_misaligned: "dlshare_tensor_from_view", "SHARE of float32 at an odd address" => DLSHARE_ERR_CANNOT_SHARE, "not aligned", OWN;
     o11_share_read_only_dlpack: "dlshare_tensor_from_dlpack", "SHARE of a READ_ONLY versioned tensor" => DLSHARE_ERR_CANNOT_SHARE, "read-only", "tests/dlpack_roundtrip.rs";
+    o12_cache_limit_negative: "dlshare_set_cache_limit", "bytes = -2 / INT64_MIN" => DLSHARE_ERR_INVALID_ARGUMENT, "-1 for the default", "";
     f01_view_unknown_flag_bit: "dlshare_tensor_from_view", "view.flags = 4 (undefined bit)" => DLSHARE_ERR_INVALID_ARGUMENT, "unknown bits", "";
     f02_view_high_flag_bit: "dlshare_tensor_from_view", "view.flags = READ_ONLY | 0x80000000" => DLSHARE_ERR_INVALID_ARGUMENT, "0x80000001 has unknown bits", "";
     e01_read_only_to_legacy: "dlshare_tensor_to_dlpack_legacy", "a read-only tensor" => DLSHARE_ERR_READ_ONLY, "cannot be exported as a legacy", "tests/dlpack_roundtrip.rs";
