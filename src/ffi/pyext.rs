@@ -385,13 +385,7 @@ unsafe extern "C" fn tensor_dlpack_device(o: Obj, _unused: Obj) -> Obj {
 /// `__dlpack__` for CPU tensors asked with the keywords consumers use (max_version, and
 /// stream/dl_device/copy that ask for nothing); everything else goes to the Python method.
 unsafe extern "C" fn tensor_dlpack(o: Obj, args: *const Obj, nargs: isize, kwnames: Obj) -> Obj {
-    let Some(api) = api() else {
-        return std::ptr::null_mut();
-    };
-    callable(api, || {
-        let Some(st) = state() else {
-            return not_configured(api);
-        };
+    configured(|api, st| {
         // SAFETY: GIL held; vectorcall arguments as CPython passes them.
         unsafe {
             let fallback = || forward(api, st.dlpack, Some(o), args, nargs, kwnames);
@@ -472,6 +466,18 @@ unsafe fn delete_managed(managed: *mut c_void, versioned: bool) {
             }
         }
     }
+}
+
+/// The prologue of a callable that needs the registered Python side: the C API, the panic
+/// guard, and the state (RuntimeError when `_configure` was not called).
+fn configured(body: impl FnOnce(&'static Api, &'static State) -> Obj) -> Obj {
+    let Some(api) = api() else {
+        return std::ptr::null_mut();
+    };
+    callable(api, || match state() {
+        Some(st) => body(api, st),
+        None => not_configured(api),
+    })
 }
 
 fn not_configured(api: &Api) -> Obj {
@@ -792,13 +798,7 @@ unsafe extern "C" fn py_as_tensor(_m: Obj, args: *const Obj, nargs: isize, kwnam
 /// # Safety
 /// GIL held; vectorcall arguments.
 unsafe fn convert_call(args: *const Obj, nargs: isize, kwnames: Obj, mode: Mode) -> Obj {
-    let Some(api) = api() else {
-        return std::ptr::null_mut();
-    };
-    callable(api, || {
-        let Some(st) = state() else {
-            return not_configured(api);
-        };
+    configured(|api, st| {
         let fallback_target = if mode == Mode::Share {
             st.from_numpy
         } else {
@@ -828,13 +828,7 @@ unsafe fn convert_call(args: *const Obj, nargs: isize, kwnames: Obj, mode: Mode)
 /// `_wrap(address, shared, reason)`: a Tensor object taking ownership of the handle at
 /// `address` (made by a cffi call in the Python package).
 unsafe extern "C" fn py_wrap(_m: Obj, args: *const Obj, nargs: isize, kwnames: Obj) -> Obj {
-    let Some(api) = api() else {
-        return std::ptr::null_mut();
-    };
-    callable(api, || {
-        let Some(st) = state() else {
-            return not_configured(api);
-        };
+    configured(|api, st| {
         // SAFETY: GIL held; vectorcall arguments.
         unsafe {
             if nargs != 3 || !kwnames.is_null() {
@@ -906,6 +900,25 @@ unsafe extern "C" fn py_configure(_m: Obj, args: *const Obj, nargs: isize, kwnam
     })
 }
 
+/// A method table entry; an empty name makes the table's end marker (all NULL).
+fn method(
+    name: &'static CStr,
+    meth: *const c_void,
+    flags: c_int,
+    doc: Option<&'static CStr>,
+) -> PyMethodDef {
+    PyMethodDef {
+        name: if name.is_empty() {
+            std::ptr::null()
+        } else {
+            name.as_ptr()
+        },
+        meth,
+        flags,
+        doc: doc.map_or(std::ptr::null(), CStr::as_ptr),
+    }
+}
+
 /// Builds the module's namespace once: {"TensorBase", "from_numpy", "as_tensor", "_wrap",
 /// "_configure"}.
 ///
@@ -920,24 +933,9 @@ unsafe fn build(api: &Api) -> Obj {
     // SAFETY: GIL held; the definitions are leaked, so they outlive the objects made from them.
     unsafe {
         let methods = leak!([
-            PyMethodDef {
-                name: c"__dlpack__".as_ptr(),
-                meth: tensor_dlpack as *const c_void,
-                flags: METH_FASTCALL_KEYWORDS,
-                doc: c"__dlpack__($self, /, *, stream=None, max_version=None, dl_device=None, copy=None)\n--\n\nDLPack export (Array API standard): a capsule sharing the tensor's memory.".as_ptr(),
-            },
-            PyMethodDef {
-                name: c"__dlpack_device__".as_ptr(),
-                meth: tensor_dlpack_device as *const c_void,
-                flags: METH_NOARGS,
-                doc: c"__dlpack_device__($self, /)\n--\n\n(device_type, device_id) as DLPack numbers them.".as_ptr(),
-            },
-            PyMethodDef {
-                name: std::ptr::null(),
-                meth: std::ptr::null(),
-                flags: 0,
-                doc: std::ptr::null(),
-            },
+            method(c"__dlpack__", tensor_dlpack as *const c_void, METH_FASTCALL_KEYWORDS, Some(c"__dlpack__($self, /, *, stream=None, max_version=None, dl_device=None, copy=None)\n--\n\nDLPack export (Array API standard): a capsule sharing the tensor's memory.")),
+            method(c"__dlpack_device__", tensor_dlpack_device as *const c_void, METH_NOARGS, Some(c"__dlpack_device__($self, /)\n--\n\n(device_type, device_id) as DLPack numbers them.")),
+            method(c"", std::ptr::null(), 0, None), // the end marker (NULL name)
         ]);
         let offset = |field: usize| field as isize;
         let members = leak!([
@@ -1028,30 +1026,10 @@ unsafe fn build(api: &Api) -> Obj {
             return base;
         }
         let functions = leak!([
-            PyMethodDef {
-                name: c"from_numpy".as_ptr(),
-                meth: py_from_numpy as *const c_void,
-                flags: METH_FASTCALL_KEYWORDS,
-                doc: c"from_numpy(arr, /, *, readonly=False)\n--\n\nShare a NumPy array's memory, or raise CannotShareError (with .reason). Like torch.from_numpy; readonly=True shares read-only memory as a read-only tensor.".as_ptr(),
-            },
-            PyMethodDef {
-                name: c"as_tensor".as_ptr(),
-                meth: py_as_tensor as *const c_void,
-                flags: METH_FASTCALL_KEYWORDS,
-                doc: c"as_tensor(obj, dtype=None, device=None, *, stream=None)\n--\n\nShare when possible, otherwise copy (always copies for a dtype or device change). Like torch.as_tensor. device: \"cpu\", \"cuda:N\", \"cuda_host:N\" (pinned) or a DLPack tuple; stream (CUDA copies): order the copy on that stream (an int cudaStream_t or a torch/CuPy stream) instead of completing it before returning.".as_ptr(),
-            },
-            PyMethodDef {
-                name: c"_wrap".as_ptr(),
-                meth: py_wrap as *const c_void,
-                flags: METH_FASTCALL_KEYWORDS,
-                doc: std::ptr::null(),
-            },
-            PyMethodDef {
-                name: c"_configure".as_ptr(),
-                meth: py_configure as *const c_void,
-                flags: METH_FASTCALL_KEYWORDS,
-                doc: std::ptr::null(),
-            },
+            method(c"from_numpy", py_from_numpy as *const c_void, METH_FASTCALL_KEYWORDS, Some(c"from_numpy(arr, /, *, readonly=False)\n--\n\nShare a NumPy array's memory, or raise CannotShareError (with .reason). Like torch.from_numpy; readonly=True shares read-only memory as a read-only tensor.")),
+            method(c"as_tensor", py_as_tensor as *const c_void, METH_FASTCALL_KEYWORDS, Some(c"as_tensor(obj, dtype=None, device=None, *, stream=None)\n--\n\nShare when possible, otherwise copy (always copies for a dtype or device change). Like torch.as_tensor. device: \"cpu\", \"cuda:N\", \"cuda_host:N\" (pinned) or a DLPack tuple; stream (CUDA copies): order the copy on that stream (an int cudaStream_t or a torch/CuPy stream) instead of completing it before returning.")),
+            method(c"_wrap", py_wrap as *const c_void, METH_FASTCALL_KEYWORDS, None),
+            method(c"_configure", py_configure as *const c_void, METH_FASTCALL_KEYWORDS, None),
         ]);
         let dict = (api.dict_new)();
         if dict.is_null() {
