@@ -799,7 +799,8 @@ enum dlshare_status dlshare_explain_dlpack_legacy(const DLManagedTensor *managed
 
  **Ownership**: `*out_managed` belongs to the consumer, who must call its `deleter` exactly
  once; until then the memory stays alive even if every dlshare handle is released. Flags:
- READ_ONLY for read-only tensors, IS_COPIED when the tensor is a fresh copy dlshare made.
+ READ_ONLY for read-only tensors; never IS_COPIED, since the caller's handle still refers to
+ the memory (`dlshare_tensor_to_dlpack_copy` exports a copy the consumer owns alone).
  `strides` is always filled in. The tensor handle stays owned by the caller.
 
  # Safety
@@ -807,6 +808,20 @@ enum dlshare_status dlshare_explain_dlpack_legacy(const DLManagedTensor *managed
  */
 enum dlshare_status dlshare_tensor_to_dlpack(const struct dlshare_tensor *tensor,
                                              DLManagedTensorVersioned **out_managed);
+
+/*
+ Exports a fresh copy of a tensor (C-contiguous, same dtype, same device except that pinned
+ or managed host memory is copied to ordinary CPU memory) as a versioned DLPack
+ 1.3 managed tensor with IS_COPIED set: no dlshare handle refers to the copy, so the consumer
+ is its sole owner and may write it freely (the Array API's `__dlpack__(copy=True)`). The
+ copy is complete when this returns; it is writable even when `tensor` is read-only.
+ **Ownership** as for `dlshare_tensor_to_dlpack`; the tensor handle stays owned by the caller.
+
+ # Safety
+ `out_managed` writable.
+ */
+enum dlshare_status dlshare_tensor_to_dlpack_copy(const struct dlshare_tensor *tensor,
+                                                  DLManagedTensorVersioned **out_managed);
 
 /*
  Exports a tensor as a legacy DLPack managed tensor; as `dlshare_tensor_to_dlpack`. A

@@ -567,6 +567,13 @@ class Tensor {
     detail::check(dlshare_tensor_to_dlpack(raw_, &managed));
     return ManagedTensorVersioned(managed);
   }
+  /// Exports a fresh C-contiguous copy as a DLPack 1.x managed tensor flagged IS_COPIED: no
+  /// dlshare handle refers to it, so its consumer owns it alone (and may write it).
+  [[nodiscard]] ManagedTensorVersioned to_dlpack_copy() const {
+    DLManagedTensorVersioned *managed = nullptr;
+    detail::check(dlshare_tensor_to_dlpack_copy(raw_, &managed));
+    return ManagedTensorVersioned(managed);
+  }
   /// Exports as a legacy DLPack managed tensor (refused for read-only tensors).
   [[nodiscard]] ManagedTensor to_dlpack_legacy() const {
     DLManagedTensor *managed = nullptr;

@@ -171,7 +171,7 @@ fn every_dtype_shares_and_round_trips_legacy() {
 }
 
 #[test]
-fn every_dtype_copies_with_is_copied_and_exports_it() {
+fn every_dtype_copies_and_only_a_sole_owner_gets_is_copied() {
     let _g = lock();
     for (name, dtype) in ALL_DTYPES {
         for legacy in [false, true] {
@@ -211,10 +211,31 @@ fn every_dtype_copies_with_is_copied_and_exports_it() {
             ok(unsafe { dlshare_tensor_to_dlpack(h, &mut ev) });
             // SAFETY: a live export.
             let (flags, edl) = unsafe { ((*ev).flags, (*ev).dl_tensor) };
-            assert_eq!(flags, FLAG_IS_COPIED, "{name}: export of a copy");
+            // The handle still refers to the copy: the consumer is not its sole owner.
+            assert_eq!(flags, 0, "{name}: export of a copy the handle still holds");
             assert_eq!(version_of(ev), DLPackVersion { major: 1, minor: 3 });
             check_exported(&edl, h);
             let copy_data = edl.data;
+
+            // A copy made for the export alone is the consumer's: IS_COPIED.
+            let mut own: *mut DLManagedTensorVersioned = std::ptr::null_mut();
+            // SAFETY: writable output.
+            ok(unsafe { dlshare_tensor_to_dlpack_copy(h, &mut own) });
+            // SAFETY: a live export.
+            let (own_flags, odl) = unsafe { ((*own).flags, (*own).dl_tensor) };
+            assert_eq!(own_flags, FLAG_IS_COPIED, "{name}: export of its own copy");
+            assert_ne!(odl.data, copy_data, "{name}: a new copy");
+            // SAFETY: the export is live; C-contiguous 3x2.
+            let own_values = unsafe {
+                gather(
+                    odl.data.cast(),
+                    &shape,
+                    &[2 * item_size(dtype) as i64, item_size(dtype) as i64],
+                    item_size(dtype),
+                )
+            };
+            assert_eq!(own_values, expected, "{name}: values of the exported copy");
+            call_deleter_versioned(own);
             release(h);
             // The export keeps the copy alive after the handle is gone.
             // SAFETY: the export is live until its deleter runs.

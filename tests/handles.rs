@@ -42,6 +42,7 @@ fn assert_refused_everywhere(h: *mut dlshare_tensor, what: &str) {
             ("convert", dlshare_tensor_convert(h, &o, &mut out, &mut d)),
             ("explain", dlshare_explain_tensor(h, &o, &mut d)),
             ("to_dlpack", dlshare_tensor_to_dlpack(h, &mut ev)),
+            ("to_dlpack_copy", dlshare_tensor_to_dlpack_copy(h, &mut ev)),
             (
                 "to_dlpack_legacy",
                 dlshare_tensor_to_dlpack_legacy(h, &mut el),

@@ -2220,7 +2220,7 @@ catalogue! {
     a12_zero_size_with_wild_strides: "dlshare_tensor_from_dlpack", "shape (0, 5) with strides (INT64_MAX, INT64_MIN)" => DLSHARE_OK, "a zero-size tensor touches no memory: its strides are not checked (byte strides saturate), and its export re-imports", "";
     a13_odd_width_opaque_shares: "dlshare_tensor_from_view, dlshare_tensor_from_dlpack", "opaque handle of 56 bits (7-byte elements) in SHARE mode" => DLSHARE_OK, "elements of a size that is not a power of two need no alignment", "";
     a14_python_module_outside_python: "dlshare_python_module", "called outside CPython" => DLSHARE_OK, "returns NULL when CPython's C API is absent", "";
-    h01_null_handle: "every function taking a handle (21 calls)", "tensor = NULL" => DLSHARE_ERR_INVALID_HANDLE, "handle is NULL", HND;
+    h01_null_handle: "every function taking a handle (the list in tests/handles.rs)", "tensor = NULL" => DLSHARE_ERR_INVALID_HANDLE, "handle is NULL", HND;
     h02_address_of_a_local: "every function taking a handle", "address of a local array" => DLSHARE_ERR_INVALID_HANDLE, "not a live dlshare tensor handle", HND;
     h03_forged_handle_unused_slot: "every function taking a handle", "forged value with the handle tag and an unallocated slot" => DLSHARE_ERR_INVALID_HANDLE, "not a live dlshare tensor handle", "";
     h04_released_handle: "every function taking a handle", "a released handle" => DLSHARE_ERR_INVALID_HANDLE, "already released", HND;

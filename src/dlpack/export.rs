@@ -37,17 +37,18 @@ fn dl_tensor(t: &Tensor, shape: &mut [i64], strides: &mut [i64]) -> DLTensor {
     }
 }
 
-/// Boxes the export, lets `fill` set the managed struct, and leaks it to the consumer.
-fn leak<M>(t: &Tensor, managed: M, fill: impl FnOnce(&mut M, DLTensor, *mut Export<M>)) -> *mut M {
+/// Boxes the export (which keeps `t`), lets `fill` set the managed struct, and leaks it to the
+/// consumer.
+fn leak<M>(t: Tensor, managed: M, fill: impl FnOnce(&mut M, DLTensor, *mut Export<M>)) -> *mut M {
     let export = Box::into_raw(Box::new(Export {
         managed,
         shape: t.shape().to_vec(),
         strides: t.strides().to_vec(),
-        _tensor: t.clone(),
+        _tensor: t,
     }));
     // SAFETY: `export` is a fresh, valid allocation that we own until it is handed out below.
     let e = unsafe { &mut *export };
-    let dl = dl_tensor(t, &mut e.shape, &mut e.strides);
+    let dl = dl_tensor(&e._tensor, &mut e.shape, &mut e.strides);
     fill(&mut e.managed, dl, export);
     std::ptr::addr_of_mut!(e.managed)
 }
@@ -69,14 +70,28 @@ unsafe extern "C" fn delete_legacy(m: *mut DLManagedTensor) {
     drop(unsafe { Box::from_raw((*m).manager_ctx.cast::<Export<DLManagedTensor>>()) });
 }
 
-/// Exports as a versioned (DLPack 1.3) managed tensor; flags carry READ_ONLY, IS_COPIED and
-/// IS_SUBBYTE_TYPE_PADDED. Strides are always filled in.
+/// Exports as a versioned (DLPack 1.3) managed tensor sharing `t`'s memory; flags carry
+/// READ_ONLY and IS_SUBBYTE_TYPE_PADDED. Never IS_COPIED: the caller's tensor still refers to
+/// the memory, so the consumer is not its sole owner (see `into_versioned`). Strides are always
+/// filled in.
 pub fn to_versioned(t: &Tensor) -> *mut DLManagedTensorVersioned {
+    versioned(t.clone(), false)
+}
+
+/// Exports a tensor the caller gives up. IS_COPIED is set when it is a copy dlshare made and
+/// nothing else refers to its storage: then the consumer is the memory's sole owner, which is
+/// what the flag promises.
+pub fn into_versioned(t: Tensor) -> *mut DLManagedTensorVersioned {
+    let sole = t.is_copy() && std::sync::Arc::strong_count(&t.storage) == 1;
+    versioned(t, sole)
+}
+
+fn versioned(t: Tensor, is_copied: bool) -> *mut DLManagedTensorVersioned {
     let mut flags = 0;
     if t.is_read_only() {
         flags |= FLAG_READ_ONLY;
     }
-    if t.is_copy() {
+    if is_copied {
         flags |= FLAG_IS_COPIED;
     }
     if t.subbyte_padded {
@@ -90,7 +105,7 @@ pub fn to_versioned(t: &Tensor) -> *mut DLManagedTensorVersioned {
         manager_ctx: std::ptr::null_mut(),
         deleter: Some(delete_versioned),
         flags,
-        dl_tensor: dl_tensor(t, &mut [], &mut []),
+        dl_tensor: dl_tensor(&t, &mut [], &mut []),
     };
     leak(t, blank, |m, dl, ctx| {
         m.dl_tensor = dl;
@@ -120,7 +135,7 @@ pub fn to_legacy(t: &Tensor) -> Result<*mut DLManagedTensor> {
         manager_ctx: std::ptr::null_mut(),
         deleter: Some(delete_legacy),
     };
-    Ok(leak(t, blank, |m, dl, ctx| {
+    Ok(leak(t.clone(), blank, |m, dl, ctx| {
         m.dl_tensor = dl;
         m.manager_ctx = ctx.cast();
     }))

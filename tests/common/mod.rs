@@ -23,7 +23,8 @@ pub use dlshare::ffi::convert::{
 };
 pub use dlshare::ffi::dlpack::{
     dlshare_explain_dlpack, dlshare_explain_dlpack_legacy, dlshare_tensor_from_dlpack,
-    dlshare_tensor_from_dlpack_legacy, dlshare_tensor_to_dlpack, dlshare_tensor_to_dlpack_legacy,
+    dlshare_tensor_from_dlpack_legacy, dlshare_tensor_to_dlpack, dlshare_tensor_to_dlpack_copy,
+    dlshare_tensor_to_dlpack_legacy,
 };
 pub use dlshare::ffi::handles::dlshare_tensor;
 pub use dlshare::ffi::tensor::*;

@@ -448,7 +448,15 @@ void test_dlpack_export() {
   Tensor ro = dlshare::from_view(View(frozen, {1}), Options(Mode::share).allow_read_only());
   dlshare::ManagedTensorVersioned rov = ro.to_dlpack();
   EXPECT((rov->flags & DLPACK_FLAG_BITMASK_READ_ONLY) != 0);
+  EXPECT((rov->flags & DLPACK_FLAG_BITMASK_IS_COPIED) == 0);
   EXPECT_THROWS(ro.to_dlpack_legacy(), DLSHARE_ERR_READ_ONLY);
+  // A copy for the consumer alone: IS_COPIED, writable, not the original memory.
+  dlshare::ManagedTensorVersioned own = ro.to_dlpack_copy();
+  EXPECT(own->flags == DLPACK_FLAG_BITMASK_IS_COPIED);
+  EXPECT(own->dl_tensor.data != static_cast<const void *>(frozen));
+  EXPECT(static_cast<int32_t *>(own->dl_tensor.data)[0] == 3);
+  own.reset();
+  EXPECT_THROWS(Tensor().to_dlpack_copy(), DLSHARE_ERR_INVALID_HANDLE);
   EXPECT_THROWS(Tensor().to_dlpack(), DLSHARE_ERR_INVALID_HANDLE);
 }
 

@@ -91,12 +91,21 @@ def test_read_only_set_on_export():
     del cap
 
 
-def test_copy_sets_is_copied_and_versions():
+def test_is_copied_only_for_a_copy_the_consumer_owns_alone_and_versions():
     t = dlshare.tensor([1.0, 2.0])
     cap = t.__dlpack__(max_version=(1, 3))
     managed, versioned = _capsule.open(cap)
     assert versioned and managed.version.major == 1 and managed.version.minor == 3
-    assert managed.flags & dlshare.lib.DLPACK_FLAG_BITMASK_IS_COPIED
+    # t still refers to the memory: the consumer is not its sole owner
+    assert not managed.flags & dlshare.lib.DLPACK_FLAG_BITMASK_IS_COPIED
+    own = t.__dlpack__(max_version=(1, 3), copy=True)
+    owned, _ = _capsule.open(own)
+    assert owned.flags & dlshare.lib.DLPACK_FLAG_BITMASK_IS_COPIED
+    assert owned.dl_tensor.data != managed.dl_tensor.data
+    y = torch.from_dlpack(own)
+    y[0] = 5.0  # the consumer's own memory: t is untouched
+    assert t.numpy().tolist() == [1.0, 2.0]
+    del y, own, owned
     legacy = t.__dlpack__(max_version=None)
     _, versioned = _capsule.open(legacy)
     assert not versioned

@@ -401,7 +401,9 @@ class Tensor(_TensorBase):
         dlshare's pending work on the device (an event, the host does not block)."""
         if stream is not None and stream != -1 and self.__dlpack_device__()[0] == lib.kDLCPU:
             raise BufferError("stream must be None for a CPU tensor")
+        versioned = max_version is not None and tuple(max_version)[0] >= 1
         source = self
+        own_copy = False  # a copy made for this export alone: the consumer owns it (IS_COPIED)
         if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():
             if copy is False:
                 raise BufferError(
@@ -409,6 +411,8 @@ class Tensor(_TensorBase):
                     f"{self.__dlpack_device__()} and copy=False forbids the copy"
                 )
             source = self.to(device=tuple(dl_device), copy=True)
+        elif copy and versioned:
+            own_copy = True
         elif copy:
             source = self.clone()
         device_type, device_id = source.__dlpack_device__()
@@ -416,10 +420,10 @@ class Tensor(_TensorBase):
             status = lib.dlshare_cuda_stream_wait(device_id, 1 if stream is None else stream)
             if status != lib.DLSHARE_ERR_DEVICE_UNAVAILABLE:  # no CUDA: nothing of ours pending
                 check(status)
-        versioned = max_version is not None and tuple(max_version)[0] >= 1
         if versioned:
             out = ffi.new("DLManagedTensorVersioned **")
-            check(lib.dlshare_tensor_to_dlpack(source._handle, out))
+            export = lib.dlshare_tensor_to_dlpack_copy if own_copy else lib.dlshare_tensor_to_dlpack
+            check(export(source._handle, out))
         else:
             if source.readonly:
                 raise BufferError(
