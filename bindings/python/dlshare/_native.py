@@ -2,8 +2,8 @@
 `Tensor.__dlpack__`/`__dlpack_device__` and tensor deallocation, for the per-call hot paths where
 a cffi call and the Python around it would cost several times what PyTorch's own functions do.
 
-The library looks CPython's C API up in the running process, so this works only on CPython with
-the classic object header (16 bytes, not the free-threaded build); elsewhere, or with
+The library looks CPython's C API up in the running process, so this works only on CPython 3.11
+or newer with the classic object header (16 bytes, not the free-threaded build); elsewhere, or with
 DLSHARE_PURE_PYTHON=1 in the environment, the package runs on cffi alone. Either way every
 decision is the library's and every fallback is the same Python code."""
 
@@ -22,6 +22,7 @@ def usable() -> bool:
     return (
         not os.environ.get("DLSHARE_PURE_PYTHON")
         and sys.implementation.name == "cpython"
+        and sys.version_info >= (3, 11)  # PyObject_Vectorcall is an exported function from 3.11
         and object.__basicsize__ == 16
         and not sysconfig.get_config_var("Py_GIL_DISABLED")
     )
