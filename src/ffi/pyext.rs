@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use super::convert::{
     DLSHARE_VIEW_BYTE_SWAPPED, DLSHARE_VIEW_READ_ONLY, dlshare_view, import_view,
 };
+use super::guarded;
 use super::handles::{self, dlshare_tensor};
 use super::python::dlshare_pycapsule_destructor;
 use crate::convert::{Decision, Mode, Options};
@@ -1053,15 +1054,43 @@ unsafe fn build(api: &Api) -> Obj {
     }
 }
 
+/// In a Python process whose C API lacks a function this module needs (CPython before 3.11 has
+/// no exported `PyObject_Vectorcall`), sets RuntimeError so that the caller gets an exception
+/// rather than a bare NULL; outside Python does nothing.
+fn explain_missing_api() {
+    // SAFETY: dlsym with RTLD_DEFAULT and NUL-terminated names only looks symbols up.
+    let (set, error) = unsafe {
+        (
+            libc::dlsym(libc::RTLD_DEFAULT, c"PyErr_SetString".as_ptr()),
+            libc::dlsym(libc::RTLD_DEFAULT, c"PyExc_RuntimeError".as_ptr()),
+        )
+    };
+    if set.is_null() || error.is_null() {
+        return;
+    }
+    // SAFETY: CPython's PyErr_SetString(PyObject *, const char *) and its PyExc_RuntimeError
+    // variable; the caller holds the GIL (documented contract).
+    unsafe {
+        let set = std::mem::transmute::<*mut c_void, unsafe extern "C" fn(Obj, *const c_char)>(set);
+        set(
+            *error.cast::<Obj>(),
+            c"dlshare's native fast path needs CPython 3.11 or newer (a C-API function it uses \
+              is missing here); the package runs on cffi alone"
+                .as_ptr(),
+        );
+    }
+}
+
 /// CPython only: the native part of the Python package, a dict of callables and the
 /// `TensorBase` type, as a new reference to a Python object (`PyObject *`). Call it through
 /// `ctypes.PyDLL(...).dlshare_python_module` with `restype = ctypes.py_object`, with the GIL
-/// held; it is built once per process. Returns NULL with a Python exception set on failure, or
-/// NULL without one when CPython's C API is not visible in this process (not a CPython
-/// process). C programs have no use for it.
+/// held; it is built once per process. Returns NULL with a Python exception set on failure
+/// (also when this CPython is older than 3.11), or NULL without one when CPython's C API is not
+/// visible in this process (not a CPython process). C programs have no use for it.
 #[unsafe(no_mangle)]
 pub extern "C" fn dlshare_python_module() -> *mut c_void {
     let Some(api) = api() else {
+        guarded((), explain_missing_api);
         return std::ptr::null_mut();
     };
     struct Module(Obj);
