@@ -154,6 +154,9 @@ def c_side_check() -> None:
 
 def main() -> None:
     print(f"dlshare {dlshare.__version__} — library {dlshare.LIBRARY_PATH}")
+    fast = dlshare._core._native is not None
+    print("calls: " + ("the library's native CPython fast path (from_numpy, as_tensor, __dlpack__)"
+                       if fast else "cffi alone (no native fast path in this interpreter)"))
     start = dlshare.live_tensor_count()
     numpy_flows()
     torch_and_jax_flows()
