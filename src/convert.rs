@@ -319,11 +319,26 @@ pub struct Source {
 /// its strides only need to be representable: they saturate instead of failing (an export of
 /// a `(0, INT64_MAX)` tensor must re-import).
 pub fn byte_strides_for(shape: &[i64], strides: &[i64], item_size: usize) -> Result<Vec<i64>> {
+    let mut out = layout::zeros(strides.len());
+    byte_strides_for_into(shape, strides, item_size, &mut out)?;
+    Ok(out)
+}
+
+/// `byte_strides_for`, written to `out` (as long as `strides`).
+pub(crate) fn byte_strides_for_into(
+    shape: &[i64],
+    strides: &[i64],
+    item_size: usize,
+    out: &mut [i64],
+) -> Result<()> {
     if shape.contains(&0) {
         let item = i64::try_from(item_size).unwrap_or(i64::MAX);
-        return Ok(strides.iter().map(|s| s.saturating_mul(item)).collect());
+        for (o, s) in out.iter_mut().zip(strides) {
+            *o = s.saturating_mul(item);
+        }
+        return Ok(());
     }
-    layout::byte_strides(strides, item_size)
+    layout::byte_strides_into(out, strides, item_size)
 }
 
 impl Source {
@@ -344,11 +359,68 @@ impl Source {
 
     /// Address of the first element.
     pub fn first(&self) -> *mut u8 {
-        self.data.wrapping_add(self.byte_offset as usize)
+        self.borrowed().first()
     }
 
     /// Checks everything that makes a description malformed regardless of mode.
     pub fn validate(&self) -> Result<()> {
+        self.borrowed().validate().map(drop)
+    }
+
+    /// The same description over borrowed shape and strides.
+    pub(crate) fn borrowed(&self) -> SourceRef<'_> {
+        SourceRef {
+            data: self.data,
+            byte_offset: self.byte_offset,
+            dtype: self.dtype,
+            shape: &self.shape,
+            byte_strides: &self.byte_strides,
+            device: self.device,
+            read_only: self.read_only,
+            byte_swapped: self.byte_swapped,
+            subbyte_padded: self.subbyte_padded,
+        }
+    }
+}
+
+/// A `Source` whose shape and strides are borrowed: what the decision and the conversion work
+/// on, so that a caller with the values at hand (a raw view) need not allocate to convert.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SourceRef<'a> {
+    pub data: *mut u8,
+    pub byte_offset: u64,
+    pub dtype: DType,
+    pub shape: &'a [i64],
+    pub byte_strides: &'a [i64],
+    pub device: Device,
+    pub read_only: bool,
+    pub byte_swapped: bool,
+    pub subbyte_padded: bool,
+}
+
+impl SourceRef<'_> {
+    /// The owned form (for the CUDA copies, which take a `Source`).
+    fn to_source(self) -> Source {
+        Source {
+            data: self.data,
+            byte_offset: self.byte_offset,
+            dtype: self.dtype,
+            shape: self.shape.to_vec(),
+            byte_strides: self.byte_strides.to_vec(),
+            device: self.device,
+            read_only: self.read_only,
+            byte_swapped: self.byte_swapped,
+            subbyte_padded: self.subbyte_padded,
+        }
+    }
+
+    /// Address of the first element.
+    fn first(&self) -> *mut u8 {
+        self.data.wrapping_add(self.byte_offset as usize)
+    }
+
+    /// `Source::validate`; returns the element count.
+    fn validate(&self) -> Result<u64> {
         self.dtype.validate()?;
         self.device.validate()?;
         if self.byte_strides.len() != self.shape.len() {
@@ -358,7 +430,7 @@ impl Source {
                 self.shape.len()
             )));
         }
-        let n = layout::numel(&self.shape)?;
+        let n = layout::numel(self.shape)?;
         if n > 0 && self.data.is_null() {
             return Err(Error::NullArgument(format!(
                 "data is NULL but the array has {n} elements; NULL data is allowed only for \
@@ -376,32 +448,28 @@ impl Source {
                 })?;
             layout::check_address_range(
                 first,
-                &self.shape,
-                &self.byte_strides,
+                self.shape,
+                self.byte_strides,
                 self.dtype.item_size(),
             )?;
         }
-        Ok(())
-    }
-
-    fn numel(&self) -> u64 {
-        self.shape.iter().map(|&n| n as u64).product()
+        Ok(n)
     }
 
     /// The first of everything that stops this memory from being shared as a writable, native
-    /// tensor, in a fixed order.
-    fn share_obstacle(&self, allow_read_only: bool) -> Option<Obstacle> {
+    /// tensor, in a fixed order. `numel` is the element count `validate` returned.
+    fn share_obstacle(&self, numel: u64, allow_read_only: bool) -> Option<Obstacle> {
         if self.read_only && !allow_read_only {
             return Some(Obstacle::ReadOnly);
         }
-        if self.numel() == 0 {
+        if numel == 0 {
             return None;
         }
         let item = self.dtype.item_size() as i64;
         let live_axes = || {
             self.shape
                 .iter()
-                .zip(&self.byte_strides)
+                .zip(self.byte_strides)
                 .enumerate()
                 .filter(|(_, (n, _))| **n > 1)
                 .map(|(axis, (_, &stride))| (axis, stride))
@@ -430,7 +498,17 @@ impl Source {
 
 /// Decides what a conversion would do, without doing it. `convert` gives the same answer.
 pub fn decide(src: &Source, opts: &Options) -> Result<Decision> {
-    src.validate()?;
+    decide_ref(&src.borrowed(), opts)
+}
+
+/// `decide` over a borrowed description.
+pub(crate) fn decide_ref(src: &SourceRef<'_>, opts: &Options) -> Result<Decision> {
+    let numel = src.validate()?;
+    decide_valid(src, numel, opts)
+}
+
+/// `decide` for a source that passed `SourceRef::validate` (which returned `numel`).
+fn decide_valid(src: &SourceRef<'_>, numel: u64, opts: &Options) -> Result<Decision> {
     let target_dtype = opts.dtype.unwrap_or(src.dtype).validate()?;
     let target_device = opts.device.unwrap_or(src.device).validate()?;
     let dtype_change = target_dtype != src.dtype;
@@ -459,7 +537,7 @@ pub fn decide(src: &Source, opts: &Options) -> Result<Decision> {
         }
     }
     let copied = match opts.mode {
-        Mode::Share => match src.share_obstacle(opts.allow_read_only) {
+        Mode::Share => match src.share_obstacle(numel, opts.allow_read_only) {
             Some(o) => {
                 return Err(Error::CannotShare(o.reason(), format!("cannot share: {o}")));
             }
@@ -480,7 +558,7 @@ pub fn decide(src: &Source, opts: &Options) -> Result<Decision> {
             },
         )),
         Mode::ShareOrCopy => src
-            .share_obstacle(opts.allow_read_only)
+            .share_obstacle(numel, opts.allow_read_only)
             .map(|o| (o.reason(), Detail::Obstacle(o))),
         Mode::Copy => Some((Reason::CopyRequested, Detail::CopyRequested)),
     };
@@ -495,7 +573,7 @@ pub fn decide(src: &Source, opts: &Options) -> Result<Decision> {
             },
         });
     };
-    check_copy_possible(src, target_dtype, copy_destination(src, opts), opts)?;
+    check_copy_possible(src, numel, target_dtype, copy_destination(src, opts), opts)?;
     Ok(Decision {
         shared: false,
         reason,
@@ -505,7 +583,7 @@ pub fn decide(src: &Source, opts: &Options) -> Result<Decision> {
 
 /// Where a copy goes: the requested device, else the source's device — except that memory the
 /// CPU reads directly (pinned, managed) is copied into ordinary CPU memory.
-fn copy_destination(src: &Source, opts: &Options) -> Device {
+fn copy_destination(src: &SourceRef<'_>, opts: &Options) -> Device {
     opts.device.unwrap_or(if src.device.is_host_accessible() {
         Device::CPU
     } else {
@@ -513,7 +591,13 @@ fn copy_destination(src: &Source, opts: &Options) -> Device {
     })
 }
 
-fn check_copy_possible(src: &Source, to: DType, device: Device, opts: &Options) -> Result<()> {
+fn check_copy_possible(
+    src: &SourceRef<'_>,
+    n: u64,
+    to: DType,
+    device: Device,
+    opts: &Options,
+) -> Result<()> {
     if !src.device.is_host_accessible() || device.device_type != device_type::CPU {
         crate::cuda::check_copy(src.device, device)?;
     }
@@ -524,7 +608,6 @@ fn check_copy_possible(src: &Source, to: DType, device: Device, opts: &Options) 
         )));
     }
     // The copy's size, so that `explain` reports an impossible copy as `convert` would.
-    let n = layout::numel(&src.shape)?;
     n.checked_mul(to.item_size() as u64)
         .filter(|&b| b <= isize::MAX as u64)
         .ok_or_else(|| {
@@ -555,6 +638,25 @@ fn check_copy_possible(src: &Source, to: DType, device: Device, opts: &Options) 
     Ok(())
 }
 
+/// Whoever keeps a source's memory alive, for `convert_ref`: a closure that hands out the
+/// storage (the public `convert`), or something that can also let go of the memory without
+/// building a storage first (a raw view's release callback, after a copy).
+pub(crate) trait Owner {
+    /// The storage a tensor sharing the memory keeps alive.
+    fn share(self) -> Arc<Storage>;
+    /// Called once a copy succeeded: the source memory is no longer needed.
+    fn copied(self);
+}
+
+impl<F: FnOnce() -> Arc<Storage>> Owner for F {
+    fn share(self) -> Arc<Storage> {
+        self()
+    }
+    fn copied(self) {
+        drop(self());
+    }
+}
+
 /// Converts `src` per `opts`. When sharing, `owner` is called once to get the storage the new
 /// tensor keeps alive. When copying, `owner` is called (and dropped) only after the copy
 /// succeeded, so a foreign producer is released exactly then. On any error `owner` is never
@@ -564,29 +666,36 @@ pub fn convert(
     opts: &Options,
     owner: impl FnOnce() -> Arc<Storage>,
 ) -> Result<(Tensor, Decision)> {
-    let decision = decide(src, opts)?;
+    convert_ref(&src.borrowed(), opts, owner)
+}
+
+/// `convert` over a borrowed description; `owner` is used as `convert` uses its closure
+/// (`Owner::share` where that calls it to share or to keep a CUDA source alive,
+/// `Owner::copied` where it calls and drops it after a CPU copy).
+pub(crate) fn convert_ref(
+    src: &SourceRef<'_>,
+    opts: &Options,
+    owner: impl Owner,
+) -> Result<(Tensor, Decision)> {
+    let numel = src.validate()?;
+    let decision = decide_valid(src, numel, opts)?;
     if decision.shared {
         let item = src.dtype.item_size() as i64;
-        let c = layout::c_strides(&src.shape);
-        let strides = src
-            .byte_strides
-            .iter()
-            .zip(&src.shape)
-            .zip(&c)
-            .map(|((&s, &n), &cs)| {
-                if n <= 1 && s % item != 0 {
-                    cs
-                } else {
-                    s / item
-                }
-            })
-            .collect();
+        // Element strides; an axis of extent <= 1 whose byte stride is not a whole number of
+        // elements gets its C-order stride (any stride is right for such an axis).
+        let mut strides = layout::zeros(src.shape.len());
+        layout::c_strides_into(src.shape, &mut strides);
+        for ((out, &s), &n) in strides.iter_mut().zip(src.byte_strides).zip(src.shape) {
+            if !(n <= 1 && s % item != 0) {
+                *out = s / item;
+            }
+        }
         let tensor = Tensor {
-            storage: owner(),
+            storage: owner.share(),
             data: src.data,
             byte_offset: src.byte_offset,
             dtype: src.dtype,
-            shape: src.shape.clone(),
+            shape: src.shape.to_vec(),
             strides,
             read_only: src.read_only,
             is_copy: false,
@@ -598,15 +707,17 @@ pub fn convert(
     let destination = copy_destination(src, opts);
     if !src.device.is_host_accessible() || destination.device_type != device_type::CPU {
         // CUDA or pinned memory on either side; `owner` is called when the source is free
-        let out = crate::cuda::copy(src, to, destination, opts.stream, owner)?;
+        let out = crate::cuda::copy(&src.to_source(), to, destination, opts.stream, || {
+            owner.share()
+        })?;
         return Ok((out, decision));
     }
-    let mut out = Tensor::empty(to, &src.shape, destination, false)?;
+    let mut out = Tensor::empty(to, src.shape, destination, false)?;
     let kernel_src = kernels::Source {
         ptr: src.first(),
         dtype: src.dtype,
-        shape: &src.shape,
-        byte_strides: &src.byte_strides,
+        shape: src.shape,
+        byte_strides: src.byte_strides,
         byte_swapped: src.byte_swapped,
     };
     let storage = Arc::get_mut(&mut out.storage).expect("a fresh tensor has one owner");
@@ -618,12 +729,24 @@ pub fn convert(
     // the fresh tensor's own allocation of exactly numel * item_size bytes.
     unsafe { kernels::copy_to_contiguous(&kernel_src, dst, to)? };
     out.is_copy = true;
-    drop(owner());
+    owner.copied();
     Ok((out, decision))
 }
 
 /// `tensor.to(...)`-style conversion of an existing tensor.
 pub fn convert_tensor(t: &Tensor, opts: &Options) -> Result<(Tensor, Decision)> {
-    let src = Source::of_tensor(t)?;
-    convert(&src, opts, || t.storage.clone())
+    let mut byte_strides = layout::Dims::zeros(t.strides.len());
+    byte_strides_for_into(&t.shape, &t.strides, t.dtype.item_size(), &mut byte_strides)?;
+    let src = SourceRef {
+        data: t.data,
+        byte_offset: t.byte_offset,
+        dtype: t.dtype,
+        shape: &t.shape,
+        byte_strides: &byte_strides,
+        device: t.device(),
+        read_only: t.read_only,
+        byte_swapped: false,
+        subbyte_padded: t.subbyte_padded,
+    };
+    convert_ref(&src, opts, || t.storage.clone())
 }

@@ -30,15 +30,86 @@ pub fn numel(shape: &[i64]) -> Result<u64> {
     Ok(n as u64)
 }
 
+/// `len` zeros, from a plain allocation: `vec![0; len]` asks for zeroed memory (`calloc`), which
+/// glibc serves without its per-thread cache, several times slower for the few bytes of a
+/// shape or stride list.
+pub(crate) fn zeros(len: usize) -> Vec<i64> {
+    std::iter::repeat_n(0, len).collect()
+}
+
 /// Row-major (C order) strides in elements.
 pub fn c_strides(shape: &[i64]) -> Vec<i64> {
-    let mut strides = vec![0i64; shape.len()];
-    let mut acc: i64 = 1;
-    for i in (0..shape.len()).rev() {
-        strides[i] = acc;
-        acc = acc.saturating_mul(shape[i].max(1));
-    }
+    let mut strides = zeros(shape.len());
+    c_strides_into(shape, &mut strides);
     strides
+}
+
+/// Row-major (C order) strides in elements, written to `strides` (as long as `shape`).
+pub(crate) fn c_strides_into(shape: &[i64], strides: &mut [i64]) {
+    let mut acc: i64 = 1;
+    for (s, &n) in strides.iter_mut().zip(shape).rev() {
+        *s = acc;
+        acc = acc.saturating_mul(n.max(1));
+    }
+}
+
+/// How many extents or strides `Dims` holds without a heap allocation (covers nearly every
+/// array seen in practice; NumPy code rarely goes past 6 dimensions).
+pub(crate) const INLINE_NDIM: usize = 8;
+
+/// A short list of extents or strides: inline up to `INLINE_NDIM` values, on the heap beyond.
+/// Small conversions are bound by per-call costs, and two `Vec`s per description were a good
+/// part of them.
+#[derive(Clone)]
+pub(crate) enum Dims {
+    Inline { len: u8, values: [i64; INLINE_NDIM] },
+    Heap(Vec<i64>),
+}
+
+impl Dims {
+    /// `len` zeros.
+    pub fn zeros(len: usize) -> Dims {
+        if len <= INLINE_NDIM {
+            Dims::Inline {
+                len: len as u8,
+                values: [0; INLINE_NDIM],
+            }
+        } else {
+            Dims::Heap(zeros(len))
+        }
+    }
+
+    /// A copy of `values`.
+    pub fn from_slice(values: &[i64]) -> Dims {
+        let mut d = Dims::zeros(values.len());
+        d.copy_from_slice(values);
+        d
+    }
+}
+
+impl std::ops::Deref for Dims {
+    type Target = [i64];
+    fn deref(&self) -> &[i64] {
+        match self {
+            Dims::Inline { len, values } => &values[..usize::from(*len)],
+            Dims::Heap(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Dims {
+    fn deref_mut(&mut self) -> &mut [i64] {
+        match self {
+            Dims::Inline { len, values } => &mut values[..usize::from(*len)],
+            Dims::Heap(v) => v,
+        }
+    }
+}
+
+impl std::fmt::Debug for Dims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// Column-major (Fortran order) strides in elements.
@@ -121,14 +192,39 @@ pub fn check_address_range(
 
 /// Overflow-checked conversion of element strides to byte strides.
 pub fn byte_strides(strides: &[i64], item_size: usize) -> Result<Vec<i64>> {
-    strides
-        .iter()
-        .map(|&s| {
-            s.checked_mul(item_size as i64).ok_or_else(|| {
-                Error::Overflow(format!(
-                    "stride {s} times item size {item_size} overflows a 64-bit integer"
-                ))
-            })
-        })
-        .collect()
+    let mut out = zeros(strides.len());
+    byte_strides_into(&mut out, strides, item_size)?;
+    Ok(out)
+}
+
+/// `byte_strides`, written to `out` (as long as `strides`).
+pub(crate) fn byte_strides_into(out: &mut [i64], strides: &[i64], item_size: usize) -> Result<()> {
+    for (o, &s) in out.iter_mut().zip(strides) {
+        *o = s.checked_mul(item_size as i64).ok_or_else(|| {
+            Error::Overflow(format!(
+                "stride {s} times item size {item_size} overflows a 64-bit integer"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dims_hold_short_lists_inline_and_long_ones_on_the_heap() {
+        for len in [0, 1, INLINE_NDIM, INLINE_NDIM + 1, MAX_NDIM] {
+            let values: Vec<i64> = (0..len as i64).map(|v| v * 3 - 7).collect();
+            let d = Dims::from_slice(&values);
+            assert_eq!(&*d, &values[..]);
+            assert_eq!(matches!(d, Dims::Inline { .. }), len <= INLINE_NDIM);
+            assert_eq!(format!("{d:?}"), format!("{values:?}"));
+            let mut z = Dims::zeros(len);
+            assert!(z.iter().all(|&v| v == 0) && z.len() == len);
+            c_strides_into(&values, &mut z);
+            assert_eq!(&*z, &c_strides(&values)[..]);
+        }
+    }
 }

@@ -14,6 +14,7 @@
 //! allocator.
 
 use std::alloc::{Layout, alloc, alloc_zeroed, dealloc};
+use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::device::Device;
@@ -120,28 +121,60 @@ pub fn live_storage_count() -> usize {
 
 /// A one-shot release action for foreign memory (a DLPack deleter, a view's release callback, or
 /// a Rust value kept alive). Dropping it runs the action; `disarm` gives ownership back unrun.
-pub struct Release(Option<Box<dyn FnOnce() + Send + Sync>>);
+pub struct Release(Action);
+
+enum Action {
+    None,
+    Boxed(Box<dyn FnOnce() + Send + Sync>),
+    /// A C callback and its argument, kept without a heap allocation (small conversions of
+    /// views are bound by per-call costs).
+    Callback(unsafe extern "C" fn(*mut c_void), *mut c_void),
+}
+
+// SAFETY: a boxed action is `Send + Sync`; a C callback is only accepted (`Release::callback`)
+// with the promise that it may be called from any thread, and it is called at most once.
+unsafe impl Send for Release {}
+// SAFETY: nothing in a `Release` can be reached through `&Release`.
+unsafe impl Sync for Release {}
 
 impl Release {
     pub fn new(action: impl FnOnce() + Send + Sync + 'static) -> Release {
-        Release(Some(Box::new(action)))
+        Release(Action::Boxed(Box::new(action)))
+    }
+
+    /// Calls `f(ctx)` once when dropped (nothing when `f` is `None`).
+    ///
+    /// # Safety
+    /// `f` must be safe to call with `ctx`, once, from any thread, at any later time.
+    pub unsafe fn callback(
+        f: Option<unsafe extern "C" fn(*mut c_void)>,
+        ctx: *mut c_void,
+    ) -> Release {
+        match f {
+            Some(f) => Release(Action::Callback(f, ctx)),
+            None => Release(Action::None),
+        }
     }
 
     /// Nothing to run (memory whose lifetime the caller guarantees).
     pub fn none() -> Release {
-        Release(None)
+        Release(Action::None)
     }
 
     /// Forget the action without running it (the caller keeps ownership).
     pub fn disarm(mut self) {
-        self.0 = None;
+        self.0 = Action::None;
     }
 }
 
 impl Drop for Release {
     fn drop(&mut self) {
-        if let Some(action) = self.0.take() {
-            action();
+        match std::mem::replace(&mut self.0, Action::None) {
+            Action::None => {}
+            Action::Boxed(action) => action(),
+            // SAFETY: `Release::callback`'s contract: callable once with `ctx`, from any thread;
+            // the action was taken out above, so this is the only call.
+            Action::Callback(f, ctx) => unsafe { f(ctx) },
         }
     }
 }

@@ -4,10 +4,13 @@ use std::ffi::{c_char, c_void};
 
 use super::handles::{self, dlshare_tensor};
 use super::{arg, boundary, dlshare_reason, dlshare_status, out};
-use crate::convert::{self, Decision, Mode, Options, Source};
+use std::sync::Arc;
+
+use crate::convert::{self, Decision, Mode, Options, Source, SourceRef};
 use crate::dlpack::{DLDataType, DLDevice};
+use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::layout;
+use crate::layout::{self, Dims};
 use crate::storage::{Release, Storage};
 use crate::tensor::Tensor;
 
@@ -188,61 +191,124 @@ pub(crate) fn deciding(
     })
 }
 
-/// Reads a C view as a `Source` (not yet validated against its memory: see `Source::validate`).
-pub(crate) fn view_source(v: &dlshare_view) -> Result<Source> {
-    if v.ndim < 0 || v.ndim as usize > layout::MAX_NDIM {
-        return Err(Error::InvalidArgument(format!(
-            "view.ndim is {}; views have 0..={} dimensions",
-            v.ndim,
-            layout::MAX_NDIM
-        )));
-    }
-    let ndim = v.ndim as usize;
-    let read = |p: *const i64, what: &str| -> Result<Vec<i64>> {
-        if ndim == 0 {
-            return Ok(Vec::new());
-        }
-        if p.is_null() {
-            return Err(Error::NullArgument(format!(
-                "view.{what} is NULL but ndim is {ndim}"
+/// A C view's shape and byte strides, copied (so that what is checked is what is used, whatever
+/// the caller's arrays do later) into inline storage, and its validated dtype.
+struct ViewParts {
+    shape: Dims,
+    byte_strides: Dims,
+    dtype: DType,
+}
+
+impl ViewParts {
+    /// Reads and checks a C view's fields (not yet its memory: see `Source::validate`).
+    fn read(v: &dlshare_view) -> Result<ViewParts> {
+        if v.ndim < 0 || v.ndim as usize > layout::MAX_NDIM {
+            return Err(Error::InvalidArgument(format!(
+                "view.ndim is {}; views have 0..={} dimensions",
+                v.ndim,
+                layout::MAX_NDIM
             )));
         }
-        // SAFETY: documented contract: non-NULL shape/strides hold `ndim` values.
-        Ok(unsafe { std::slice::from_raw_parts(p, ndim) }.to_vec())
-    };
-    let shape = read(v.shape, "shape")?;
-    layout::numel(&shape)?;
-    let dtype = crate::dtype::DType::from(v.dtype).validate()?;
-    let byte_strides = if v.byte_strides.is_null() {
-        convert::byte_strides_for(&shape, &layout::c_strides(&shape), dtype.item_size())?
-    } else {
-        read(v.byte_strides, "byte_strides")?
-    };
-    if v.flags & !(DLSHARE_VIEW_READ_ONLY | DLSHARE_VIEW_BYTE_SWAPPED) != 0 {
-        return Err(Error::InvalidArgument(format!(
-            "view.flags {:#x} has unknown bits; use DLSHARE_VIEW_READ_ONLY and \
-             DLSHARE_VIEW_BYTE_SWAPPED only",
-            v.flags
-        )));
+        let ndim = v.ndim as usize;
+        let read = |p: *const i64, what: &str| -> Result<Dims> {
+            if ndim == 0 {
+                return Ok(Dims::zeros(0));
+            }
+            if p.is_null() {
+                return Err(Error::NullArgument(format!(
+                    "view.{what} is NULL but ndim is {ndim}"
+                )));
+            }
+            // SAFETY: documented contract: non-NULL shape/strides hold `ndim` values.
+            Ok(Dims::from_slice(unsafe {
+                std::slice::from_raw_parts(p, ndim)
+            }))
+        };
+        let shape = read(v.shape, "shape")?;
+        layout::numel(&shape)?;
+        let dtype = DType::from(v.dtype).validate()?;
+        let byte_strides = if v.byte_strides.is_null() {
+            let mut strides = Dims::zeros(ndim);
+            layout::c_strides_into(&shape, &mut strides);
+            let mut byte_strides = Dims::zeros(ndim);
+            convert::byte_strides_for_into(&shape, &strides, dtype.item_size(), &mut byte_strides)?;
+            byte_strides
+        } else {
+            read(v.byte_strides, "byte_strides")?
+        };
+        if v.flags & !(DLSHARE_VIEW_READ_ONLY | DLSHARE_VIEW_BYTE_SWAPPED) != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "view.flags {:#x} has unknown bits; use DLSHARE_VIEW_READ_ONLY and \
+                 DLSHARE_VIEW_BYTE_SWAPPED only",
+                v.flags
+            )));
+        }
+        Ok(ViewParts {
+            shape,
+            byte_strides,
+            dtype,
+        })
     }
+
+    /// The view as a source over these parts.
+    fn source<'a>(&'a self, v: &dlshare_view) -> SourceRef<'a> {
+        SourceRef {
+            data: v.data.cast(),
+            byte_offset: 0,
+            dtype: self.dtype,
+            shape: &self.shape,
+            byte_strides: &self.byte_strides,
+            device: v.device.into(),
+            read_only: v.flags & DLSHARE_VIEW_READ_ONLY != 0,
+            byte_swapped: v.flags & DLSHARE_VIEW_BYTE_SWAPPED != 0 && self.dtype.item_size() > 1,
+            subbyte_padded: false,
+        }
+    }
+}
+
+/// Reads a C view as a `Source` (not yet validated against its memory: see `Source::validate`).
+pub(crate) fn view_source(v: &dlshare_view) -> Result<Source> {
+    let parts = ViewParts::read(v)?;
+    let src = parts.source(v);
     Ok(Source {
-        data: v.data.cast(),
-        byte_offset: 0,
-        dtype,
-        shape,
-        byte_strides,
-        device: v.device.into(),
-        read_only: v.flags & DLSHARE_VIEW_READ_ONLY != 0,
-        byte_swapped: v.flags & DLSHARE_VIEW_BYTE_SWAPPED != 0 && dtype.item_size() > 1,
-        subbyte_padded: false,
+        data: src.data,
+        byte_offset: src.byte_offset,
+        dtype: src.dtype,
+        shape: src.shape.to_vec(),
+        byte_strides: src.byte_strides.to_vec(),
+        device: src.device,
+        read_only: src.read_only,
+        byte_swapped: src.byte_swapped,
+        subbyte_padded: src.subbyte_padded,
     })
 }
 
-struct Context(*mut c_void);
-// SAFETY: the release callback is documented to be callable from any thread.
-unsafe impl Send for Context {}
-// SAFETY: used once, by the release action.
-unsafe impl Sync for Context {}
+/// The owner of a view's memory: its release callback, run once when a tensor sharing the
+/// memory lets go of it, or right after a copy (without building a storage for that).
+struct ViewOwner {
+    data: *mut u8,
+    device: crate::device::Device,
+    release: Option<unsafe extern "C" fn(*mut c_void)>,
+    ctx: *mut c_void,
+}
+
+impl convert::Owner for ViewOwner {
+    fn share(self) -> Arc<Storage> {
+        // SAFETY: the caller gave us this callback to be called once with its context, from
+        // any thread, when the memory is no longer needed (`dlshare_view.release`); this
+        // owner is consumed here, so the callback is handed to exactly one `Release`.
+        let release = unsafe { Release::callback(self.release, self.ctx) };
+        Arc::new(Storage::foreign(self.data, 0, self.device, release))
+    }
+
+    fn copied(self) {
+        if let Some(f) = self.release {
+            // SAFETY: as above; the copy is done, and this owner is consumed here, so this is
+            // the callback's only call.
+            unsafe { f(self.ctx) };
+        }
+    }
+}
 
 /// Wraps foreign memory described by `view` as a tensor, per `options` (NULL = SHARE_OR_COPY).
 ///
@@ -276,19 +342,15 @@ pub unsafe extern "C" fn dlshare_tensor_from_view(
 /// The conversion behind `dlshare_tensor_from_view`: on success `v.release` will run exactly
 /// once (when the memory is no longer needed); on failure it never runs.
 pub(crate) fn import_view(v: &dlshare_view, opts: &Options) -> Result<(Tensor, Decision)> {
-    let src = view_source(v)?;
-    let (release, ctx) = (v.release, Context(v.release_ctx));
-    convert::convert(&src, opts, move || {
-        let release = Release::new(move || {
-            let ctx = ctx;
-            if let Some(f) = release {
-                // SAFETY: the caller gave us this callback for exactly this use; a Release
-                // runs at most once.
-                unsafe { f(ctx.0) };
-            }
-        });
-        std::sync::Arc::new(Storage::foreign(src.data, 0, src.device, release))
-    })
+    let parts = ViewParts::read(v)?;
+    let src = parts.source(v);
+    let owner = ViewOwner {
+        data: src.data,
+        device: src.device,
+        release: v.release,
+        ctx: v.release_ctx,
+    };
+    convert::convert_ref(&src, opts, owner)
 }
 
 /// Says what `dlshare_tensor_from_view` would do with the same arguments, converting nothing
