@@ -712,7 +712,7 @@ pub(crate) fn convert_ref(
         })?;
         return Ok((out, decision));
     }
-    let mut out = Tensor::empty(to, src.shape, destination, false)?;
+    let mut storage = Tensor::alloc_storage(to, src.shape, destination, false)?;
     let kernel_src = kernels::Source {
         ptr: src.first(),
         dtype: src.dtype,
@@ -720,14 +720,14 @@ pub(crate) fn convert_ref(
         byte_strides: src.byte_strides,
         byte_swapped: src.byte_swapped,
     };
-    let storage = Arc::get_mut(&mut out.storage).expect("a fresh tensor has one owner");
     let dst = storage
         .owned_bytes_mut()
-        .expect("Tensor::empty allocates owned storage");
+        .expect("Tensor::alloc_storage allocates owned storage");
     // SAFETY: `src` was validated (extent inside the address space, data non-NULL when
     // non-empty) and its producer guarantees the memory is readable while we hold it; `dst` is
-    // the fresh tensor's own allocation of exactly numel * item_size bytes.
+    // the fresh storage's own allocation of exactly numel * item_size bytes.
     unsafe { kernels::copy_to_contiguous(&kernel_src, dst, to)? };
+    let mut out = Tensor::over_owned(storage, to, src.shape.to_vec());
     out.is_copy = true;
     owner.copied();
     Ok((out, decision))

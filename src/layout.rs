@@ -34,7 +34,8 @@ pub fn numel(shape: &[i64]) -> Result<u64> {
 /// glibc serves without its per-thread cache, several times slower for the few bytes of a
 /// shape or stride list.
 pub(crate) fn zeros(len: usize) -> Vec<i64> {
-    std::iter::repeat_n(0, len).collect()
+    // not `repeat_n(0, len).collect()` either: std turns that into `vec![0; len]`
+    (0..len).map(|_| 0).collect()
 }
 
 /// Row-major (C order) strides in elements.

@@ -52,6 +52,19 @@ impl Tensor {
     /// A new C-contiguous tensor with uninitialised contents (zeros when `zeroed`), on the CPU,
     /// a CUDA device or in pinned host memory (`cuda_host`).
     pub fn empty(dtype: DType, shape: &[i64], device: Device, zeroed: bool) -> Result<Tensor> {
+        let storage = Tensor::alloc_storage(dtype, shape, device, zeroed)?;
+        Ok(Tensor::over_owned(storage, dtype, shape.to_vec()))
+    }
+
+    /// The storage `empty` puts under a new tensor, before anyone shares it: a copy fills it
+    /// first and wraps it afterwards (`over_owned`, with the same `dtype` and `shape`), instead of
+    /// asking a fresh `Arc` whether it is unique (an atomic operation, tens of cycles).
+    pub(crate) fn alloc_storage(
+        dtype: DType,
+        shape: &[i64],
+        device: Device,
+        zeroed: bool,
+    ) -> Result<Storage> {
         let dtype = dtype.validate()?;
         if dtype.is_subbyte() {
             return Err(Error::UnsupportedDtype(format!(
@@ -74,12 +87,11 @@ impl Tensor {
                     "{n} elements of {dtype} do not fit in the address space"
                 ))
             })?;
-        let storage = if on_cpu {
-            Storage::alloc_cpu(nbytes, zeroed)?
+        if on_cpu {
+            Storage::alloc_cpu(nbytes, zeroed)
         } else {
-            crate::cuda::alloc(device, nbytes, zeroed)?
-        };
-        Ok(Tensor::over_owned(storage, dtype, shape.to_vec()))
+            crate::cuda::alloc(device, nbytes, zeroed)
+        }
     }
 
     /// A C-contiguous tensor over freshly allocated owned storage.

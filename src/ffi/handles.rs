@@ -3,6 +3,7 @@
 //! dereferenced. A released slot's generation moves on, so a stale handle never aliases the
 //! tensor that reuses the slot.
 
+use std::cell::Cell;
 use std::sync::{Arc, RwLock};
 
 use crate::error::{Error, Result};
@@ -79,8 +80,47 @@ pub struct Reservation {
     filled: bool,
 }
 
-/// Takes a free slot (or a new one).
+/// Each thread keeps the last slot it retired for its next handle (see `keep_spare`), so that a
+/// loop creating and releasing handles takes the table's lock twice per handle instead of three
+/// times (an uncontended lock and unlock cost ~15 ns on the machine of docs/benchmarks.md, the
+/// price of a whole small conversion's allocations). The slot goes back to the table when the
+/// thread ends.
+struct Spare(Cell<Option<u32>>);
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        if let Some(index) = self.0.take() {
+            lock_write().free.push(index);
+        }
+    }
+}
+
+thread_local! {
+    static SPARE: Spare = const { Spare(Cell::new(None)) };
+}
+
+/// Keeps a free slot as this thread's spare when it has none (called with or without the
+/// table locked: it takes no lock). `false`: the caller puts it on the free list.
+fn keep_spare(index: u32) -> bool {
+    SPARE
+        .try_with(|spare| {
+            let empty = spare.0.get().is_none();
+            if empty {
+                spare.0.set(Some(index));
+            }
+            empty
+        })
+        .unwrap_or(false)
+}
+
+/// Takes a free slot (or a new one): this thread's spare when it has one, else from the table.
 pub fn reserve() -> Result<Reservation> {
+    if let Ok(Some(index)) = SPARE.try_with(|spare| spare.0.take()) {
+        return Ok(Reservation {
+            index,
+            filled: false,
+        });
+    }
     let mut table = lock_write();
     let index = match table.free.pop() {
         Some(index) => index,
@@ -119,7 +159,7 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if !self.filled {
+        if !self.filled && !keep_spare(self.index) {
             lock_write().free.push(self.index);
         }
     }
@@ -152,7 +192,7 @@ fn with_live_slot<R>(handle: *const dlshare_tensor, f: impl FnOnce(&mut Slot) ->
         return Err(invalid(handle));
     }
     let result = f(&mut table.slots[index]);
-    if table.slots[index].tensor.is_none() {
+    if table.slots[index].tensor.is_none() && !keep_spare(index as u32) {
         table.free.push(index as u32);
     }
     Ok(result)
