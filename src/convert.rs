@@ -319,9 +319,11 @@ pub struct Source {
 /// its strides only need to be representable: they saturate instead of failing (an export of
 /// a `(0, INT64_MAX)` tensor must re-import).
 pub fn byte_strides_for(shape: &[i64], strides: &[i64], item_size: usize) -> Result<Vec<i64>> {
-    let mut out = layout::zeros(strides.len());
-    byte_strides_for_into(shape, strides, item_size, &mut out)?;
-    Ok(out)
+    if shape.contains(&0) {
+        let item = i64::try_from(item_size).unwrap_or(i64::MAX);
+        return Ok(strides.iter().map(|s| s.saturating_mul(item)).collect());
+    }
+    layout::byte_strides(strides, item_size)
 }
 
 /// `byte_strides_for`, written to `out` (as long as `strides`).
@@ -683,7 +685,7 @@ pub(crate) fn convert_ref(
         let item = src.dtype.item_size() as i64;
         // Element strides; an axis of extent <= 1 whose byte stride is not a whole number of
         // elements gets its C-order stride (any stride is right for such an axis).
-        let mut strides = layout::zeros(src.shape.len());
+        let mut strides = layout::Dims::zeros(src.shape.len());
         layout::c_strides_into(src.shape, &mut strides);
         for ((out, &s), &n) in strides.iter_mut().zip(src.byte_strides).zip(src.shape) {
             if !(n <= 1 && s % item != 0) {
@@ -696,7 +698,7 @@ pub(crate) fn convert_ref(
             byte_offset: src.byte_offset,
             dtype: src.dtype,
             shape: src.shape.to_vec(),
-            strides,
+            strides: strides.to_vec(),
             read_only: src.read_only,
             is_copy: false,
             subbyte_padded: src.subbyte_padded,

@@ -30,19 +30,14 @@ pub fn numel(shape: &[i64]) -> Result<u64> {
     Ok(n as u64)
 }
 
-/// `len` zeros, from a plain allocation: `vec![0; len]` asks for zeroed memory (`calloc`), which
-/// glibc serves without its per-thread cache, several times slower for the few bytes of a
-/// shape or stride list.
-pub(crate) fn zeros(len: usize) -> Vec<i64> {
-    // not `repeat_n(0, len).collect()` either: std turns that into `vec![0; len]`
-    (0..len).map(|_| 0).collect()
-}
-
 /// Row-major (C order) strides in elements.
 pub fn c_strides(shape: &[i64]) -> Vec<i64> {
-    let mut strides = zeros(shape.len());
+    // Through `Dims`: a zero-filled Vec would come from `calloc` (LLVM turns malloc + zeroing
+    // into it), which glibc serves without its per-thread cache, several times slower than
+    // malloc for the few bytes of a stride list.
+    let mut strides = Dims::zeros(shape.len());
     c_strides_into(shape, &mut strides);
-    strides
+    strides.to_vec()
 }
 
 /// Row-major (C order) strides in elements, written to `strides` (as long as `shape`).
@@ -76,7 +71,7 @@ impl Dims {
                 values: [0; INLINE_NDIM],
             }
         } else {
-            Dims::Heap(zeros(len))
+            Dims::Heap(vec![0; len])
         }
     }
 
@@ -193,21 +188,23 @@ pub fn check_address_range(
 
 /// Overflow-checked conversion of element strides to byte strides.
 pub fn byte_strides(strides: &[i64], item_size: usize) -> Result<Vec<i64>> {
-    let mut out = zeros(strides.len());
-    byte_strides_into(&mut out, strides, item_size)?;
-    Ok(out)
+    strides.iter().map(|&s| byte_stride(s, item_size)).collect()
 }
 
 /// `byte_strides`, written to `out` (as long as `strides`).
 pub(crate) fn byte_strides_into(out: &mut [i64], strides: &[i64], item_size: usize) -> Result<()> {
     for (o, &s) in out.iter_mut().zip(strides) {
-        *o = s.checked_mul(item_size as i64).ok_or_else(|| {
-            Error::Overflow(format!(
-                "stride {s} times item size {item_size} overflows a 64-bit integer"
-            ))
-        })?;
+        *o = byte_stride(s, item_size)?;
     }
     Ok(())
+}
+
+fn byte_stride(s: i64, item_size: usize) -> Result<i64> {
+    s.checked_mul(item_size as i64).ok_or_else(|| {
+        Error::Overflow(format!(
+            "stride {s} times item size {item_size} overflows a 64-bit integer"
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -68,8 +68,24 @@ pub unsafe fn copy_to_contiguous(src: &Source<'_>, dst: &mut [u8], dst_dtype: DT
     let conv = contiguous::Converter::new(src.dtype, dst_dtype, src.byte_swapped);
     let bytes = n * (conv.in_item + conv.out_item);
     let workers = parallel::workers_for(bytes);
-    let mut dims = [plan::Dim::default(); crate::layout::MAX_NDIM];
-    let dims = plan::simplify(src.shape, src.byte_strides, conv.in_item, &mut dims);
+    // Room for the simplified axes: a short array for the usual few (zeroing 64 of them costs
+    // more than a small copy's conversion).
+    let mut few = [plan::Dim::default(); crate::layout::INLINE_NDIM];
+    let mut all;
+    let buf: &mut [plan::Dim] = if src.shape.len() <= few.len() {
+        &mut few
+    } else {
+        all = [plan::Dim::default(); crate::layout::MAX_NDIM];
+        &mut all
+    };
+    let dims = plan::simplify(src.shape, src.byte_strides, conv.in_item, buf);
+    if workers == 1 && plan::is_one_run(dims, conv.in_item) {
+        // One contiguous run on this thread: what the plan would do, without setting it up.
+        // SAFETY: the run is the whole source, `n` elements the caller guarantees readable;
+        // `dst` holds their `n` converted elements (checked above) and is exclusively ours.
+        unsafe { conv.run(src.ptr, dst.as_mut_ptr(), n) };
+        return Ok(());
+    }
     let plan = plan::Plan::new(dims, conv, src.ptr, dst.as_mut_ptr(), workers);
     // SAFETY: the caller guarantees the source layout is readable; `dst` is exclusively ours
     // and holds the whole C-contiguous result; `parallel::run` hands out disjoint unit ranges.

@@ -37,12 +37,13 @@ pub(super) struct Dim {
 }
 
 /// The source layout with extent-1 axes dropped and mergeable neighbours merged, written into
-/// `buf` (at least one axis: a single element is one axis of extent 1).
+/// `buf` (at least one axis: a single element is one axis of extent 1). `buf` holds at least
+/// `max(shape.len(), 1)` axes.
 pub(super) fn simplify<'a>(
     shape: &[i64],
     byte_strides: &[i64],
     item: usize,
-    buf: &'a mut [Dim; MAX_NDIM],
+    buf: &'a mut [Dim],
 ) -> &'a [Dim] {
     let mut ndim = 0;
     for (&len, &stride) in shape.iter().zip(byte_strides) {
@@ -69,6 +70,11 @@ pub(super) fn simplify<'a>(
         ndim = 1;
     }
     &buf[..ndim]
+}
+
+/// Whether a simplified layout is one run of adjacent elements of `item` bytes.
+pub(super) fn is_one_run(dims: &[Dim], item: usize) -> bool {
+    matches!(dims, [d] if d.src == item as isize)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
