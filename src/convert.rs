@@ -326,21 +326,19 @@ pub fn byte_strides_for(shape: &[i64], strides: &[i64], item_size: usize) -> Res
     layout::byte_strides(strides, item_size)
 }
 
-/// `byte_strides_for`, written to `out` (as long as `strides`).
-pub(crate) fn byte_strides_for_into(
-    shape: &[i64],
-    strides: &[i64],
-    item_size: usize,
-    out: &mut [i64],
-) -> Result<()> {
+/// `byte_strides_for` in place: `strides` (element strides of `shape`) become byte strides.
+pub(crate) fn to_byte_strides(shape: &[i64], item_size: usize, strides: &mut [i64]) -> Result<()> {
     if shape.contains(&0) {
         let item = i64::try_from(item_size).unwrap_or(i64::MAX);
-        for (o, s) in out.iter_mut().zip(strides) {
-            *o = s.saturating_mul(item);
+        for s in strides.iter_mut() {
+            *s = s.saturating_mul(item);
         }
         return Ok(());
     }
-    layout::byte_strides_into(out, strides, item_size)
+    for s in strides.iter_mut() {
+        *s = layout::byte_stride(*s, item_size)?;
+    }
+    Ok(())
 }
 
 impl Source {
@@ -618,17 +616,19 @@ fn check_copy_possible(
             ))
         })?;
     if to != src.dtype || src.byte_swapped {
-        let kind = |d: DType| d.kind();
-        if src.byte_swapped && kind(src.dtype).is_none() {
+        let (from_kind, to_kind) = (src.dtype.kind(), to.kind());
+        if src.byte_swapped && from_kind.is_none() {
             return Err(Error::UnsupportedDtype(format!(
                 "cannot byte-swap {} elements",
                 src.dtype
             )));
         }
         if to != src.dtype {
-            kernels::can_cast(src.dtype, to)?;
-            let complex = |d: DType| kind(d).is_some_and(|k| k.is_complex());
-            if complex(src.dtype) && !complex(to) && !opts.allow_complex_to_real {
+            if from_kind.is_none() || to_kind.is_none() {
+                kernels::can_cast(src.dtype, to)?; // says which of the two it cannot cast
+            }
+            let complex = |k: Option<crate::dtype::Kind>| k.is_some_and(|k| k.is_complex());
+            if complex(from_kind) && !complex(to_kind) && !opts.allow_complex_to_real {
                 return Err(Error::InvalidArgument(format!(
                     "casting {} to {to} discards the imaginary part; allow complex-to-real \
                      casts to do it anyway, or take the real part first",
@@ -685,8 +685,7 @@ pub(crate) fn convert_ref(
         let item = src.dtype.item_size() as i64;
         // Element strides; an axis of extent <= 1 whose byte stride is not a whole number of
         // elements gets its C-order stride (any stride is right for such an axis).
-        let mut strides = layout::Dims::zeros(src.shape.len());
-        layout::c_strides_into(src.shape, &mut strides);
+        let mut strides = layout::c_strides(src.shape);
         for ((out, &s), &n) in strides.iter_mut().zip(src.byte_strides).zip(src.shape) {
             if !(n <= 1 && s % item != 0) {
                 *out = s / item;
@@ -698,7 +697,7 @@ pub(crate) fn convert_ref(
             byte_offset: src.byte_offset,
             dtype: src.dtype,
             shape: src.shape.to_vec(),
-            strides: strides.to_vec(),
+            strides,
             read_only: src.read_only,
             is_copy: false,
             subbyte_padded: src.subbyte_padded,
@@ -714,7 +713,11 @@ pub(crate) fn convert_ref(
         })?;
         return Ok((out, decision));
     }
-    let mut storage = Tensor::alloc_storage(to, src.shape, destination, false)?;
+    // What `Tensor::empty` would check, `decide` has: `to` is a valid dtype of whole bytes (a
+    // sub-byte source or target is refused), `numel * item_size` fits in `isize`, and the
+    // destination is the CPU.
+    let nbytes = numel as usize * to.item_size();
+    let mut storage = Storage::alloc_cpu(nbytes, false)?;
     let kernel_src = kernels::Source {
         ptr: src.first(),
         dtype: src.dtype,
@@ -724,11 +727,11 @@ pub(crate) fn convert_ref(
     };
     let dst = storage
         .owned_bytes_mut()
-        .expect("Tensor::alloc_storage allocates owned storage");
+        .expect("Storage::alloc_cpu allocates owned storage");
     // SAFETY: `src` was validated (extent inside the address space, data non-NULL when
     // non-empty) and its producer guarantees the memory is readable while we hold it; `dst` is
     // the fresh storage's own allocation of exactly numel * item_size bytes.
-    unsafe { kernels::copy_to_contiguous(&kernel_src, dst, to)? };
+    unsafe { kernels::copy_cast_checked(&kernel_src, dst, to)? };
     let mut out = Tensor::over_owned(storage, to, src.shape.to_vec());
     out.is_copy = true;
     owner.copied();
@@ -737,8 +740,8 @@ pub(crate) fn convert_ref(
 
 /// `tensor.to(...)`-style conversion of an existing tensor.
 pub fn convert_tensor(t: &Tensor, opts: &Options) -> Result<(Tensor, Decision)> {
-    let mut byte_strides = layout::Dims::zeros(t.strides.len());
-    byte_strides_for_into(&t.shape, &t.strides, t.dtype.item_size(), &mut byte_strides)?;
+    let mut byte_strides = layout::Dims::from_slice(&t.strides);
+    to_byte_strides(&t.shape, t.dtype.item_size(), &mut byte_strides)?;
     let src = SourceRef {
         data: t.data,
         byte_offset: t.byte_offset,

@@ -32,12 +32,17 @@ pub fn numel(shape: &[i64]) -> Result<u64> {
 
 /// Row-major (C order) strides in elements.
 pub fn c_strides(shape: &[i64]) -> Vec<i64> {
-    // Through `Dims`: a zero-filled Vec would come from `calloc` (LLVM turns malloc + zeroing
-    // into it), which glibc serves without its per-thread cache, several times slower than
-    // malloc for the few bytes of a stride list.
-    let mut strides = Dims::zeros(shape.len());
-    c_strides_into(shape, &mut strides);
-    strides.to_vec()
+    // Pushed, not written into a zero-filled Vec: that one would come from `calloc` (LLVM turns
+    // malloc + zeroing into it), which glibc serves without its per-thread cache, several
+    // times slower than malloc for the few bytes of a stride list.
+    let mut strides = Vec::with_capacity(shape.len());
+    let mut acc: i64 = 1;
+    for &n in shape.iter().rev() {
+        strides.push(acc);
+        acc = acc.saturating_mul(n.max(1));
+    }
+    strides.reverse();
+    strides
 }
 
 /// Row-major (C order) strides in elements, written to `strides` (as long as `shape`).
@@ -191,15 +196,8 @@ pub fn byte_strides(strides: &[i64], item_size: usize) -> Result<Vec<i64>> {
     strides.iter().map(|&s| byte_stride(s, item_size)).collect()
 }
 
-/// `byte_strides`, written to `out` (as long as `strides`).
-pub(crate) fn byte_strides_into(out: &mut [i64], strides: &[i64], item_size: usize) -> Result<()> {
-    for (o, &s) in out.iter_mut().zip(strides) {
-        *o = byte_stride(s, item_size)?;
-    }
-    Ok(())
-}
-
-fn byte_stride(s: i64, item_size: usize) -> Result<i64> {
+/// One element stride in bytes, overflow-checked.
+pub(crate) fn byte_stride(s: i64, item_size: usize) -> Result<i64> {
     s.checked_mul(item_size as i64).ok_or_else(|| {
         Error::Overflow(format!(
             "stride {s} times item size {item_size} overflows a 64-bit integer"

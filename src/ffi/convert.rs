@@ -230,9 +230,8 @@ impl ViewParts {
         let byte_strides = if v.byte_strides.is_null() {
             let mut strides = Dims::zeros(ndim);
             layout::c_strides_into(&shape, &mut strides);
-            let mut byte_strides = Dims::zeros(ndim);
-            convert::byte_strides_for_into(&shape, &strides, dtype.item_size(), &mut byte_strides)?;
-            byte_strides
+            convert::to_byte_strides(&shape, dtype.item_size(), &mut strides)?;
+            strides
         } else {
             read(v.byte_strides, "byte_strides")?
         };

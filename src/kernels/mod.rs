@@ -43,6 +43,28 @@ pub struct Source<'a> {
 /// Every byte that `src` describes (its first element, shape and byte strides) must be readable
 /// for the duration of the call. `dst` must hold exactly `numel * dst_dtype.item_size()` bytes.
 pub unsafe fn copy_to_contiguous(src: &Source<'_>, dst: &mut [u8], dst_dtype: DType) -> Result<()> {
+    // SAFETY: forwarded contract.
+    unsafe { copy(src, dst, dst_dtype, true) }
+}
+
+/// `copy_to_contiguous` for a caller that has already checked `can_cast(src.dtype, dst_dtype)`
+/// (the conversion's decision does), so that a small copy does not pay for it twice.
+///
+/// # Safety
+/// As `copy_to_contiguous`.
+pub(crate) unsafe fn copy_cast_checked(
+    src: &Source<'_>,
+    dst: &mut [u8],
+    dst_dtype: DType,
+) -> Result<()> {
+    // SAFETY: forwarded contract.
+    unsafe { copy(src, dst, dst_dtype, false) }
+}
+
+/// # Safety
+/// As `copy_to_contiguous`. With `check_cast` false the caller has checked the dtype pair (an
+/// unchecked pair that cannot be cast panics in `Converter::new`, it is never run).
+unsafe fn copy(src: &Source<'_>, dst: &mut [u8], dst_dtype: DType, check_cast: bool) -> Result<()> {
     let n: usize = src.shape.iter().map(|&e| e as usize).product();
     let out_item = dst_dtype.item_size();
     if dst.len() != n * out_item {
@@ -55,7 +77,7 @@ pub unsafe fn copy_to_contiguous(src: &Source<'_>, dst: &mut [u8], dst_dtype: DT
     if n == 0 {
         return Ok(());
     }
-    if src.dtype != dst_dtype {
+    if check_cast && src.dtype != dst_dtype {
         can_cast(src.dtype, dst_dtype)?;
     }
     if src.shape.len() != src.byte_strides.len() {

@@ -77,9 +77,11 @@ pub fn set_parallel_min_bytes(bytes: usize) {
 
 /// How many workers a copy moving `bytes` (read + written) should use.
 pub fn workers_for(bytes: usize) -> usize {
-    num_threads()
-        .min(bytes / MIN_BYTES.load(Ordering::Relaxed))
-        .max(1)
+    let min = MIN_BYTES.load(Ordering::Relaxed);
+    if bytes < min {
+        return 1; // the common small copy: no thread count to look up, no division
+    }
+    num_threads().min(bytes / min).max(1)
 }
 
 /// A pool with at least `helpers` threads (rebuilt larger when the cap was raised, and anew in a
