@@ -916,9 +916,9 @@ enum dlshare_status dlshare_device_name(DLDevice device, char *buf, size_t len);
  CPython only: the native part of the Python package, a dict of callables and the
  `TensorBase` type, as a new reference to a Python object (`PyObject *`). Call it through
  `ctypes.PyDLL(...).dlshare_python_module` with `restype = ctypes.py_object`, with the GIL
- held; it is built once per process. Returns NULL with a Python exception set on failure, or
- NULL without one when CPython's C API is not visible in this process (not a CPython
- process). C programs have no use for it.
+ held; it is built once per process. Returns NULL with a Python exception set on failure
+ (also when this CPython is older than 3.11), or NULL without one when CPython's C API is not
+ visible in this process (not a CPython process). C programs have no use for it.
  */
 void *dlshare_python_module(void);
 
