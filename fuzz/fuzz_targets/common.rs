@@ -110,7 +110,7 @@ impl Bytes<'_> {
         }
     }
     pub fn options(&mut self) -> dlshare_options {
-        let mut o = dlshare_options_init(dlshare::ffi::convert::dlshare_mode::DLSHARE_MODE_SHARE);
+        let mut o = dlshare_options_init(dlshare::ffi::convert::dlshare_mode::DLSHARE_MODE_SHARE as i32);
         o.mode = match self.u8() {
             0..=249 => i32::from(self.u8() % 3),
             _ => i32::from(self.u8() as i8),

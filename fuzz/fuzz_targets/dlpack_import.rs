@@ -317,7 +317,7 @@ fn check_result(
     assert_eq!(unsafe { dlshare_tensor_to_dlpack(h, &mut ev) }, DLSHARE_OK);
     let mut back = null_mut();
     let mut opts = dlshare::ffi::convert::dlshare_options_init(
-        dlshare::ffi::convert::dlshare_mode::DLSHARE_MODE_SHARE,
+        dlshare::ffi::convert::dlshare_mode::DLSHARE_MODE_SHARE as i32,
     );
     opts.allow_read_only = true;
     let mut rd = blank_decision();
