@@ -753,3 +753,28 @@ fn every_writable_row_through_legacy_dlpack() {
         }
     }
 }
+
+/// A view and its options both wrong: the conversion reports what `explain` reports, the view's
+/// error first (found by the view_convert fuzz target when the two disagreed).
+#[test]
+fn explain_and_convert_report_the_same_error_first() {
+    let mut data = [0u8; 16];
+    let released = AtomicUsize::new(0);
+    let shape = [4i64];
+    let mut bad_mode = opts(SHARE);
+    bad_mode.mode = 7;
+    let cases = [
+        (dt(99, 32), bad_mode, DLSHARE_ERR_UNSUPPORTED_DTYPE),
+        (F32, bad_mode, DLSHARE_ERR_INVALID_ARGUMENT),
+    ];
+    for (dtype, o, want) in cases {
+        let v = view(data.as_mut_ptr(), dtype, &shape, None, 0, &released);
+        let mut e = blank_decision();
+        // SAFETY: valid pointers.
+        let se = unsafe { dlshare_explain_view(&v, &o, &mut e) };
+        let (s, h, _) = from_view(&v, &o);
+        assert_eq!((se, s), (want, want), "explain then convert");
+        assert_eq!(h, SENTINEL, "a failure writes no handle");
+    }
+    assert_eq!(count(&released), 0, "no release after failures");
+}

@@ -330,18 +330,25 @@ pub unsafe extern "C" fn dlshare_tensor_from_view(
     deciding(decision_out, || {
         // SAFETY: documented contract for `view` and `out_tensor`.
         let (v, slot) = unsafe { (arg(view, "view")?, out(out_tensor, "out_tensor")?) };
-        let opts = options_from(options)?;
-        let reservation = handles::reserve()?;
-        let (tensor, decision) = import_view(v, &opts)?;
+        let (tensor, decision, reservation) =
+            import_view(v, || Ok((options_from(options)?, handles::reserve()?)))?;
         slot.write(reservation.fill(tensor));
         Ok(decision)
     })
 }
 
-/// The conversion behind `dlshare_tensor_from_view`: on success `v.release` will run exactly
-/// once (when the memory is no longer needed); on failure it never runs.
-pub(crate) fn import_view(v: &dlshare_view, opts: &Options) -> Result<(Tensor, Decision)> {
+/// The conversion behind `dlshare_tensor_from_view`. The view is read and checked first, then
+/// `prepare` gives the options and whatever else the caller needs before anything changes hands
+/// (a handle slot), so errors come in the order `dlshare_explain_view` reports them: the view's,
+/// then the options'. On success `v.release` will run exactly once (when the memory is no
+/// longer needed); on failure it never runs.
+pub(crate) fn import_view<P>(
+    v: &dlshare_view,
+    prepare: impl FnOnce() -> Result<(Options, P)>,
+) -> Result<(Tensor, Decision, P)> {
     let parts = ViewParts::read(v)?;
+    let (opts, prepared) = prepare()?;
+    let opts = &opts;
     let src = parts.source(v);
     let owner = ViewOwner {
         data: src.data,
@@ -349,7 +356,8 @@ pub(crate) fn import_view(v: &dlshare_view, opts: &Options) -> Result<(Tensor, D
         release: v.release,
         ctx: v.release_ctx,
     };
-    convert::convert_ref(&src, opts, owner)
+    let (tensor, decision) = convert::convert_ref(&src, opts, owner)?;
+    Ok((tensor, decision, prepared))
 }
 
 /// Says what `dlshare_tensor_from_view` would do with the same arguments, converting nothing

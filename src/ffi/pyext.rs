@@ -609,8 +609,8 @@ unsafe fn from_ndarray(api: &Api, st: &State, arr: Obj, opts: &Options) -> Optio
             release_ctx: (&raw mut *buffer).cast(),
         };
         let raw = Box::into_raw(buffer);
-        match maybe_without_gil(api, big, || import_view(&view, opts)) {
-            Ok((t, d)) => Some(publish(api, st, reservation, t, &d)),
+        match maybe_without_gil(api, big, || import_view(&view, || Ok((*opts, ())))) {
+            Ok((t, d, ())) => Some(publish(api, st, reservation, t, &d)),
             Err(_) => {
                 give_back(Box::from_raw(raw));
                 None
