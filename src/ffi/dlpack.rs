@@ -136,11 +136,24 @@ pub unsafe extern "C" fn dlshare_tensor_to_dlpack(
     tensor: *const dlshare_tensor,
     out_managed: *mut *mut DLManagedTensorVersioned,
 ) -> dlshare_status {
+    // SAFETY: forwarded contract.
+    unsafe { export_versioned(tensor, out_managed, |t| Ok(export::to_versioned(t))) }
+}
+
+/// A versioned export of the tensor behind a handle, made by `make`, written to `out_managed`.
+///
+/// # Safety
+/// `out_managed` writable.
+unsafe fn export_versioned(
+    tensor: *const dlshare_tensor,
+    out_managed: *mut *mut DLManagedTensorVersioned,
+    make: impl FnOnce(&crate::tensor::Tensor) -> crate::error::Result<*mut DLManagedTensorVersioned>,
+) -> dlshare_status {
     boundary(|| {
         // SAFETY: documented contract.
         let slot = unsafe { out(out_managed, "out_managed")? };
         let t = handles::get(tensor)?;
-        slot.write(export::to_versioned(&t));
+        slot.write(make(&t)?);
         Ok(())
     })
 }
@@ -159,17 +172,14 @@ pub unsafe extern "C" fn dlshare_tensor_to_dlpack_copy(
     tensor: *const dlshare_tensor,
     out_managed: *mut *mut DLManagedTensorVersioned,
 ) -> dlshare_status {
-    boundary(|| {
-        // SAFETY: documented contract.
-        let slot = unsafe { out(out_managed, "out_managed")? };
-        let t = handles::get(tensor)?;
-        let (copy, _) = convert::convert_tensor(
-            &t,
-            &convert::Options::new(convert::Mode::Copy).allowing_read_only(),
-        )?;
-        slot.write(export::into_versioned(copy));
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        export_versioned(tensor, out_managed, |t| {
+            let copy_mode = convert::Options::new(convert::Mode::Copy).allowing_read_only();
+            let (copy, _) = convert::convert_tensor(t, &copy_mode)?;
+            Ok(export::into_versioned(copy))
+        })
+    }
 }
 
 /// Exports a tensor as a legacy DLPack managed tensor; as `dlshare_tensor_to_dlpack`. A
