@@ -361,6 +361,16 @@ impl<T> Clone for Reader<T> {
 }
 impl<T> Copy for Reader<T> {}
 
+impl<T: IntElem> Reader<T> {
+    /// Category code of row `r`: None when masked or negative (pandas' -1 for a missing value).
+    #[inline(always)]
+    fn code(&self, r: usize) -> Option<i64> {
+        let (code, masked) = self.read(r);
+        let code = code.to_i64();
+        (!masked && code >= 0).then_some(code)
+    }
+}
+
 // SAFETY: a Reader only reads memory that its Column guarantees readable from any thread for
 // the Column's lifetime, which outlives every Reader made from it (they live inside one call).
 unsafe impl<T> Send for Reader<T> {}
@@ -761,9 +771,7 @@ impl<T: IntElem> Encoding for CodesEnc<T> {
     }
     #[inline(always)]
     fn get(&self, r: usize) -> Option<i64> {
-        let (code, masked) = self.0.read(r);
-        let code = code.to_i64();
-        (!masked && code >= 0).then_some(code)
+        self.0.code(r)
     }
     fn fillable(&self) -> bool {
         false
@@ -808,9 +816,7 @@ impl<T: IntElem> Encoding for OneHotEnc<T> {
     }
     #[inline(always)]
     fn get(&self, r: usize) -> Option<i64> {
-        let (code, masked) = self.reader.read(r);
-        let code = code.to_i64();
-        (!masked && code >= 0).then_some(code)
+        self.reader.code(r)
     }
     fn fillable(&self) -> bool {
         false

@@ -78,8 +78,10 @@ pub fn set_cache_limit(bytes: Option<usize>) {
     {
         let limit = cache_limit();
         let mut cache = MAP_CACHE.lock().unwrap_or_else(|p| p.into_inner());
-        while cache.iter().map(|&(_, l)| l).sum::<usize>() > limit {
+        let mut held: usize = cache.iter().map(|&(_, l)| l).sum();
+        while held > limit {
             let (start, len) = cache.remove(0);
+            held -= len;
             // SAFETY: a cached mapping made by `map_fresh` that nothing uses.
             unsafe { libc::munmap(start as *mut libc::c_void, len) };
         }

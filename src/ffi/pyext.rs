@@ -27,7 +27,7 @@ use super::convert::{
 };
 use super::guarded;
 use super::handles::{self, dlshare_tensor};
-use super::python::dlshare_pycapsule_destructor;
+use super::python::{dlshare_pycapsule_destructor, py_symbol, run_deleter};
 use crate::convert::{Decision, Mode, Options};
 use crate::device::{Device, device_type};
 use crate::dlpack::{DLManagedTensorVersioned, DLPackVersion, export, import};
@@ -149,11 +149,7 @@ unsafe impl Sync for Api {}
 fn api() -> Option<&'static Api> {
     static API: OnceLock<Option<Api>> = OnceLock::new();
     API.get_or_init(|| {
-        let sym = |name: &CStr| {
-            // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks a symbol up.
-            let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-            (!p.is_null()).then_some(p)
-        };
+        let sym = py_symbol;
         macro_rules! f {
             ($name:literal) => {
                 // SAFETY: each name is a CPython C-API function whose C signature is the one
@@ -441,32 +437,11 @@ unsafe extern "C" fn tensor_dlpack(o: Obj, args: *const Obj, nargs: isize, kwnam
                 dlshare_pycapsule_destructor as *const c_void,
             );
             if capsule.is_null() {
-                delete_managed(managed, versioned);
+                run_deleter(managed, versioned);
             }
             capsule
         }
     })
-}
-
-/// Runs the deleter of a managed tensor nobody took.
-///
-/// # Safety
-/// `managed` a managed tensor we own, of the kind `versioned` says.
-unsafe fn delete_managed(managed: *mut c_void, versioned: bool) {
-    // SAFETY: caller contract; the deleter runs once.
-    unsafe {
-        if versioned {
-            let m = managed.cast::<DLManagedTensorVersioned>();
-            if let Some(d) = (*m).deleter {
-                d(m);
-            }
-        } else {
-            let m = managed.cast::<crate::dlpack::DLManagedTensor>();
-            if let Some(d) = (*m).deleter {
-                d(m);
-            }
-        }
-    }
 }
 
 /// The prologue of a callable that needs the registered Python side: the C API, the panic
@@ -707,11 +682,11 @@ unsafe fn from_exchange(
         }
         let dl = &(*managed).dl_tensor;
         let Ok(reservation) = handles::reserve() else {
-            delete_managed(managed.cast(), true);
+            run_deleter(managed.cast(), true);
             return None;
         };
         if dl.device.device_type != device_type::CPU {
-            delete_managed(managed.cast(), true);
+            run_deleter(managed.cast(), true);
             return None;
         }
         let shape = if dl.ndim > 0 && !dl.shape.is_null() {
@@ -726,7 +701,7 @@ unsafe fn from_exchange(
         }) {
             Ok((t, d)) => Some(publish(api, st, reservation, t, &d)),
             Err(_) => {
-                delete_managed(managed.cast(), true);
+                run_deleter(managed.cast(), true);
                 None
             }
         }
@@ -1058,16 +1033,12 @@ unsafe fn build(api: &Api) -> Obj {
 /// no exported `PyObject_Vectorcall`), sets RuntimeError so that the caller gets an exception
 /// rather than a bare NULL; outside Python does nothing.
 fn explain_missing_api() {
-    // SAFETY: dlsym with RTLD_DEFAULT and NUL-terminated names only looks symbols up.
-    let (set, error) = unsafe {
-        (
-            libc::dlsym(libc::RTLD_DEFAULT, c"PyErr_SetString".as_ptr()),
-            libc::dlsym(libc::RTLD_DEFAULT, c"PyExc_RuntimeError".as_ptr()),
-        )
-    };
-    if set.is_null() || error.is_null() {
+    let (Some(set), Some(error)) = (
+        py_symbol(c"PyErr_SetString"),
+        py_symbol(c"PyExc_RuntimeError"),
+    ) else {
         return;
-    }
+    };
     // SAFETY: CPython's PyErr_SetString(PyObject *, const char *) and its PyExc_RuntimeError
     // variable; the caller holds the GIL (documented contract).
     unsafe {

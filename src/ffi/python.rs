@@ -6,7 +6,7 @@
 //! own `PyCapsule_IsValid` / `PyCapsule_GetPointer`, looked up in the running process (nothing
 //! links against Python); CPython runs capsule destructors with the GIL held.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{CStr, c_char, c_int, c_void};
 use std::sync::OnceLock;
 
 use super::guarded;
@@ -15,19 +15,41 @@ use crate::dlpack::{DLManagedTensor, DLManagedTensorVersioned};
 type IsValid = unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int;
 type GetPointer = unsafe extern "C" fn(*mut c_void, *const c_char) -> *mut c_void;
 
+/// The address of a symbol of the running process (CPython's C API when this library is used
+/// from Python), or None.
+pub(crate) fn py_symbol(name: &CStr) -> Option<*mut c_void> {
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks a symbol up.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!p.is_null()).then_some(p)
+}
+
+/// Runs the deleter of a managed tensor nobody consumed (versioned or legacy).
+///
+/// # Safety
+/// `managed` is NULL or a managed tensor of the kind `versioned` says, owned by the caller;
+/// its deleter runs once, here.
+pub(crate) unsafe fn run_deleter(managed: *mut c_void, versioned: bool) {
+    // SAFETY: caller contract.
+    unsafe {
+        if versioned {
+            let m = managed.cast::<DLManagedTensorVersioned>();
+            if let Some(deleter) = m.as_ref().and_then(|m| m.deleter) {
+                deleter(m);
+            }
+        } else {
+            let m = managed.cast::<DLManagedTensor>();
+            if let Some(deleter) = m.as_ref().and_then(|m| m.deleter) {
+                deleter(m);
+            }
+        }
+    }
+}
+
 fn capsule_api() -> Option<(IsValid, GetPointer)> {
     static API: OnceLock<Option<(IsValid, GetPointer)>> = OnceLock::new();
     *API.get_or_init(|| {
-        // SAFETY: dlsym with RTLD_DEFAULT and NUL-terminated names only looks symbols up.
-        let (is_valid, get) = unsafe {
-            (
-                libc::dlsym(libc::RTLD_DEFAULT, c"PyCapsule_IsValid".as_ptr()),
-                libc::dlsym(libc::RTLD_DEFAULT, c"PyCapsule_GetPointer".as_ptr()),
-            )
-        };
-        if is_valid.is_null() || get.is_null() {
-            return None;
-        }
+        let is_valid = py_symbol(c"PyCapsule_IsValid")?;
+        let get = py_symbol(c"PyCapsule_GetPointer")?;
         // SAFETY: these CPython functions have exactly these C signatures (stable ABI).
         Some(unsafe {
             (
@@ -63,16 +85,10 @@ pub unsafe extern "C" fn dlshare_pycapsule_destructor(capsule: *mut c_void) {
         // set exceptions for a valid name, and the pointer under that name is the managed
         // tensor the exporter stored, unconsumed, so its deleter must run once, here.
         unsafe {
-            if is_valid(capsule, c"dltensor_versioned".as_ptr()) != 0 {
-                let m = get_pointer(capsule, c"dltensor_versioned".as_ptr())
-                    .cast::<DLManagedTensorVersioned>();
-                if let Some(deleter) = m.as_ref().and_then(|m| m.deleter) {
-                    deleter(m);
-                }
-            } else if is_valid(capsule, c"dltensor".as_ptr()) != 0 {
-                let m = get_pointer(capsule, c"dltensor".as_ptr()).cast::<DLManagedTensor>();
-                if let Some(deleter) = m.as_ref().and_then(|m| m.deleter) {
-                    deleter(m);
+            for (name, versioned) in [(c"dltensor_versioned", true), (c"dltensor", false)] {
+                if is_valid(capsule, name.as_ptr()) != 0 {
+                    run_deleter(get_pointer(capsule, name.as_ptr()), versioned);
+                    return;
                 }
             }
         }

@@ -203,14 +203,6 @@ def _reason_name(code: int) -> str | None:
 
 
 _native = _native_module.load()
-_REASON_CODES = {
-    None: 0,
-    **{
-        ffi.string(lib.dlshare_reason_name(code)).decode(): code
-        for code in range(1, lib.DLSHARE_REASON_COPY_REQUESTED + 1)
-    },
-}
-
 if _native is not None:
     _TensorBase = _native["TensorBase"]
 else:
@@ -249,19 +241,16 @@ class Tensor(_TensorBase):
         raise TypeError("use dlshare.from_numpy, as_tensor, tensor or from_dlpack")
 
     @classmethod
-    def _wrap(cls, handle, shared: bool, copy_reason: str | None) -> Tensor:
-        """A Tensor taking ownership of `handle` (a `dlshare_tensor *` from a cffi call)."""
+    def _wrap(cls, handle, shared: bool, reason: int = 0) -> Tensor:
+        """A Tensor taking ownership of `handle` (a `dlshare_tensor *` from a cffi call);
+        `reason` is the `dlshare_reason` of the conversion that made it."""
         address = int(ffi.cast("uintptr_t", handle))
-        code = _REASON_CODES.get(copy_reason)
         if _native is not None:
-            t = _native_wrap(address, shared, code or 0)
-        else:
-            t = object.__new__(cls)
-            t._address = address
-            t._reason_code = code or 0
-            t.shared = shared
-        if code is None:
-            t._copy_reason = copy_reason
+            return _native_wrap(address, shared, int(reason))
+        t = object.__new__(cls)
+        t._address = address
+        t._reason_code = int(reason)
+        t.shared = shared
         return t
 
     @property
@@ -442,7 +431,7 @@ class Tensor(_TensorBase):
         opts = _options(s, mode, dtype, device, allow_read_only, True, stream)
         check(lib.dlshare_tensor_convert(self._handle, opts, s.handle, s.decision), s.decision)
         d = s.decision
-        return Tensor._wrap(s.handle[0], bool(d.shared), _reason_name(d.reason))
+        return Tensor._wrap(s.handle[0], bool(d.shared), d.reason)
 
     def to(self, dtype=None, device=None, copy: bool = False, *, stream=None) -> Tensor:
         """Converted tensor: shares when nothing changes (unless copy=True), else copies.
@@ -567,7 +556,7 @@ def _from_exchange(fn, obj, mode, dtype, device, allow_read_only, stream=None):
             managed.deleter(managed)  # a failed import leaves the tensor ours to free
         check(status, s.decision)
     d = s.decision
-    return Tensor._wrap(s.handle[0], bool(d.shared), _reason_name(d.reason))
+    return Tensor._wrap(s.handle[0], bool(d.shared), d.reason)
 
 
 def _call_dlpack(obj: Any):
@@ -606,7 +595,7 @@ def _from_capsule(
     check(fn(managed, opts, s.handle, s.decision), s.decision)
     _capsule.mark_used(capsule, versioned)
     d = s.decision
-    return Tensor._wrap(s.handle[0], bool(d.shared), _reason_name(d.reason))
+    return Tensor._wrap(s.handle[0], bool(d.shared), d.reason)
 
 
 def _from_ndarray(
@@ -630,7 +619,7 @@ def _from_ndarray(
         _keep.pop(int(ffi.cast("uintptr_t", token)), None)
         check(status, s.decision)
     d = s.decision
-    return Tensor._wrap(s.handle[0], bool(d.shared), _reason_name(d.reason))
+    return Tensor._wrap(s.handle[0], bool(d.shared), d.reason)
 
 
 def _convert(
@@ -718,7 +707,7 @@ def _create(fn, shape, dtype, device) -> Tensor:
     out = ffi.new("dlshare_tensor **")
     c_shape = ffi.new("int64_t[]", dims) if dims else ffi.NULL
     check(fn(dtype_key(dtype), len(dims), c_shape, device_key(device), out))
-    return Tensor._wrap(out[0], False, None)
+    return Tensor._wrap(out[0], False)
 
 
 def empty(shape, dtype="float32", device="cpu") -> Tensor:

@@ -235,7 +235,7 @@ def _call(specs: list[_Spec], dtype: Any, nan: Any, normalize: Any) -> Tensor:
                     "'ffill', 'bfill', 'ffill_bfill' or a fill value"
                 ) from exc
         raise
-    return Tensor._wrap(out[0], shared=False, copy_reason="copy_requested")
+    return Tensor._wrap(out[0], shared=False, reason=lib.DLSHARE_REASON_COPY_REQUESTED)
 
 
 def from_dataframe(
@@ -355,7 +355,7 @@ def from_series(
         dtype = _natural_dtype(spec, nan, normalize, datetime)
     t = _call([spec], dtype, nan, normalize)
     rows, _ = t.shape
-    flat = _view(t, (rows,), (1,), 0, shared=False, copy_reason="copy_requested")
+    flat = _view(t, (rows,), (1,), 0, shared=False, reason=lib.DLSHARE_REASON_COPY_REQUESTED)
     flat.meta = {"columns": [s.name], "skipped": []}
     return flat
 
@@ -366,14 +366,14 @@ def _view(
     strides: Sequence[int],
     offset: int,
     shared: bool = True,
-    copy_reason: str | None = None,
+    reason: int = 0,
 ) -> Tensor:
     nd = len(shape)
     c_shape = ffi.new("int64_t[]", list(shape) or [0])
     c_strides = ffi.new("int64_t[]", list(strides) or [0])
     out = ffi.new("dlshare_tensor **")
     check(lib.dlshare_tensor_view(t._handle, nd, c_shape, c_strides, offset, out))
-    return Tensor._wrap(out[0], shared=shared, copy_reason=copy_reason)
+    return Tensor._wrap(out[0], shared=shared, reason=reason)
 
 
 def sliding_windows(t: Any, length: int, step: int = 1, horizon: int = 0) -> Tensor:
