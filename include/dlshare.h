@@ -149,7 +149,8 @@ typedef struct DLManagedTensorVersioned {
   DLTensor dl_tensor;
 } DLManagedTensorVersioned;
 
-/* DLPack 1.3 C exchange API (declared for source compatibility; dlshare does not use it). */
+/* DLPack 1.3 C exchange API: dlshare publishes one (dlshare_dlpack_exchange_api(), and
+   dlshare.Tensor.__dlpack_c_exchange_api__ in Python) and consumes other producers' tables. */
 typedef int (*DLPackManagedTensorAllocator)(DLTensor* prototype, DLManagedTensorVersioned** out,
     void* error_ctx, void (*SetError)(void* error_ctx, const char* kind, const char* message));
 typedef int (*DLPackManagedTensorFromPyObjectNoSync)(void* py_object,
@@ -312,6 +313,27 @@ typedef enum dlshare_reason {
    COPY mode always copies.
    */
   DLSHARE_REASON_COPY_REQUESTED = 8,
+  /*
+   Set by bindings, never by the library's own decisions: the producer's tensor was a lazy
+   conjugate view (PyTorch's conjugate bit); the copy holds the conjugated values. Sharing
+   is refused: call `.resolve_conj()` first.
+   */
+  DLSHARE_REASON_LAZY_CONJUGATE = 9,
+  /*
+   Set by bindings: the producer's tensor was a lazy negation (PyTorch's negative bit); the
+   copy holds the negated values. Sharing is refused: call `.resolve_neg()` first.
+   */
+  DLSHARE_REASON_LAZY_NEGATIVE = 10,
+  /*
+   Set by bindings: the producer's tensor requires grad; the copy holds the detached data.
+   Sharing is refused (writes would bypass autograd): call `.detach()` first.
+   */
+  DLSHARE_REASON_REQUIRES_GRAD = 11,
+  /*
+   Set by bindings: the producer built new memory for the conversion (e.g. `__array__` of
+   a pandas column with missing values), so nothing of the producer is shared.
+   */
+  DLSHARE_REASON_PRODUCER_COPY = 12,
 } dlshare_reason;
 
 /*
@@ -911,6 +933,17 @@ enum dlshare_status dlshare_device_from_name(const char *name, DLDevice *device_
  `buf` has `len` writable bytes.
  */
 enum dlshare_status dlshare_device_name(DLDevice device, char *buf, size_t len);
+
+/*
+ DLPack 1.3's C exchange API table for dlshare tensors, the one
+ `dlshare.Tensor.__dlpack_c_exchange_api__` holds; static, never freed, never NULL. From C,
+ `managed_tensor_allocator` (a new 256-byte-aligned tensor of the prototype's dtype, shape
+ and device, exported as a managed tensor the caller frees with its deleter) and
+ `current_work_stream` (NULL for CPU, dlshare's stream for CUDA) are usable anywhere; the
+ functions taking a `PyObject *` work only inside a CPython process running the dlshare
+ package's native path, with the GIL held, and return -1 otherwise.
+ */
+const DLPackExchangeAPI *dlshare_dlpack_exchange_api(void);
 
 /*
  CPython only: the native part of the Python package, a dict of callables and the

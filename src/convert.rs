@@ -36,11 +36,21 @@ pub enum Reason {
     DtypeChange,
     DeviceChange,
     CopyRequested,
+    /// Bindings only (never decided by the library): the producer's tensor is a lazy
+    /// conjugate view (PyTorch's conjugate bit); its memory holds the unconjugated values.
+    LazyConjugate,
+    /// Bindings only: the producer's tensor is a lazy negation (PyTorch's negative bit).
+    LazyNegative,
+    /// Bindings only: the producer's tensor takes part in autograd (`requires_grad`).
+    RequiresGrad,
+    /// Bindings only: the producer built new memory for the conversion (`__array__` of a
+    /// pandas column with missing values, for example): nothing of the producer is shared.
+    ProducerCopy,
 }
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 13] = [
         Reason::None,
         Reason::ReadOnly,
         Reason::NegativeStride,
@@ -50,6 +60,10 @@ impl Reason {
         Reason::DtypeChange,
         Reason::DeviceChange,
         Reason::CopyRequested,
+        Reason::LazyConjugate,
+        Reason::LazyNegative,
+        Reason::RequiresGrad,
+        Reason::ProducerCopy,
     ];
 
     /// Stable snake_case code (the Python binding's `.reason`), NUL-terminated for C.
@@ -64,6 +78,10 @@ impl Reason {
             Reason::DtypeChange => c"dtype_change",
             Reason::DeviceChange => c"device_change",
             Reason::CopyRequested => c"copy_requested",
+            Reason::LazyConjugate => c"lazy_conjugate",
+            Reason::LazyNegative => c"lazy_negative",
+            Reason::RequiresGrad => c"requires_grad",
+            Reason::ProducerCopy => c"producer_copy",
         }
     }
 

@@ -18,6 +18,7 @@ pub mod dlpack;
 pub mod handles;
 pub mod memory;
 pub mod names;
+pub mod pyexchange;
 pub mod pyext;
 pub mod python;
 pub mod tensor;
@@ -104,6 +105,19 @@ pub enum dlshare_reason {
     DLSHARE_REASON_DEVICE_CHANGE = 7,
     /// COPY mode always copies.
     DLSHARE_REASON_COPY_REQUESTED = 8,
+    /// Set by bindings, never by the library's own decisions: the producer's tensor was a lazy
+    /// conjugate view (PyTorch's conjugate bit); the copy holds the conjugated values. Sharing
+    /// is refused: call `.resolve_conj()` first.
+    DLSHARE_REASON_LAZY_CONJUGATE = 9,
+    /// Set by bindings: the producer's tensor was a lazy negation (PyTorch's negative bit); the
+    /// copy holds the negated values. Sharing is refused: call `.resolve_neg()` first.
+    DLSHARE_REASON_LAZY_NEGATIVE = 10,
+    /// Set by bindings: the producer's tensor requires grad; the copy holds the detached data.
+    /// Sharing is refused (writes would bypass autograd): call `.detach()` first.
+    DLSHARE_REASON_REQUIRES_GRAD = 11,
+    /// Set by bindings: the producer built new memory for the conversion (e.g. `__array__` of
+    /// a pandas column with missing values), so nothing of the producer is shared.
+    DLSHARE_REASON_PRODUCER_COPY = 12,
 }
 
 impl From<Reason> for dlshare_reason {
@@ -119,6 +133,10 @@ impl From<Reason> for dlshare_reason {
             Reason::DtypeChange => DLSHARE_REASON_DTYPE_CHANGE,
             Reason::DeviceChange => DLSHARE_REASON_DEVICE_CHANGE,
             Reason::CopyRequested => DLSHARE_REASON_COPY_REQUESTED,
+            Reason::LazyConjugate => DLSHARE_REASON_LAZY_CONJUGATE,
+            Reason::LazyNegative => DLSHARE_REASON_LAZY_NEGATIVE,
+            Reason::RequiresGrad => DLSHARE_REASON_REQUIRES_GRAD,
+            Reason::ProducerCopy => DLSHARE_REASON_PRODUCER_COPY,
         }
     }
 }

@@ -30,11 +30,11 @@ use super::handles::{self, dlshare_tensor};
 use super::python::{dlshare_pycapsule_destructor, py_symbol, run_deleter};
 use crate::convert::{Decision, Mode, Options};
 use crate::device::{Device, device_type};
-use crate::dlpack::{DLManagedTensorVersioned, DLPackVersion, export, import};
+use crate::dlpack::{DLManagedTensorVersioned, export, import};
 use crate::dtype::DType;
 use crate::tensor::Tensor;
 
-type Obj = *mut c_void;
+pub(super) type Obj = *mut c_void;
 
 // ---------------------------------------------------------------------------------------------
 // CPython's C API, looked up once
@@ -93,6 +93,7 @@ const T_BOOL: c_int = 14;
 const T_ULONGLONG: c_int = 18;
 const READONLY: c_int = 1;
 const PY_TP_DEALLOC: c_int = 52;
+const PY_TP_DESCR_GET: c_int = 54;
 const PY_TP_DOC: c_int = 56;
 const PY_TP_METHODS: c_int = 64;
 const PY_TP_MEMBERS: c_int = 72;
@@ -102,7 +103,7 @@ const PY_TPFLAGS_BASETYPE: u32 = 1 << 10;
 const PYBUF_RECORDS_RO: c_int = 0x0004 | 0x0008 | 0x0010;
 
 /// The CPython functions and objects this module uses.
-struct Api {
+pub(super) struct Api {
     inc_ref: unsafe extern "C" fn(Obj),
     dec_ref: unsafe extern "C" fn(Obj),
     type_from_spec: unsafe extern "C" fn(*mut PyTypeSpec) -> Obj,
@@ -119,14 +120,13 @@ struct Api {
     long_as_long: unsafe extern "C" fn(Obj) -> c_long,
     long_as_u64: unsafe extern "C" fn(Obj) -> u64,
     object_is_true: unsafe extern "C" fn(Obj) -> c_int,
-    object_get_attr_string: unsafe extern "C" fn(Obj, *const c_char) -> Obj,
     unicode_eq_ascii: unsafe extern "C" fn(Obj, *const c_char) -> c_int,
     vectorcall: unsafe extern "C" fn(Obj, *const Obj, usize, Obj) -> Obj,
     get_buffer: unsafe extern "C" fn(Obj, *mut PyBuffer, c_int) -> c_int,
     release_buffer: unsafe extern "C" fn(*mut PyBuffer),
     capsule_new: unsafe extern "C" fn(*mut c_void, *const c_char, *const c_void) -> Obj,
-    capsule_get_pointer: unsafe extern "C" fn(Obj, *const c_char) -> *mut c_void,
-    err_set_string: unsafe extern "C" fn(Obj, *const c_char),
+    pub(super) err_set_string: unsafe extern "C" fn(Obj, *const c_char),
+    pub(super) type_is_subtype: unsafe extern "C" fn(Obj, Obj) -> c_int,
     err_clear: unsafe extern "C" fn(),
     gil_ensure: unsafe extern "C" fn() -> c_int,
     gil_release: unsafe extern "C" fn(c_int),
@@ -135,7 +135,8 @@ struct Api {
     restore_thread: unsafe extern "C" fn(*mut c_void),
     none: Obj,
     false_: Obj,
-    runtime_error: Obj,
+    pub(super) runtime_error: Obj,
+    pub(super) buffer_error: Obj,
 }
 
 // SAFETY: function pointers and the addresses of immortal interpreter objects; using them
@@ -146,7 +147,7 @@ unsafe impl Sync for Api {}
 
 // Each transmute's target type is the type of the struct field it initialises.
 #[allow(clippy::missing_transmute_annotations)]
-fn api() -> Option<&'static Api> {
+pub(super) fn api() -> Option<&'static Api> {
     static API: OnceLock<Option<Api>> = OnceLock::new();
     API.get_or_init(|| {
         let sym = py_symbol;
@@ -177,14 +178,13 @@ fn api() -> Option<&'static Api> {
             long_as_long: f!(c"PyLong_AsLong"),
             long_as_u64: f!(c"PyLong_AsUnsignedLongLong"),
             object_is_true: f!(c"PyObject_IsTrue"),
-            object_get_attr_string: f!(c"PyObject_GetAttrString"),
             unicode_eq_ascii: f!(c"PyUnicode_CompareWithASCIIString"),
             vectorcall: f!(c"PyObject_Vectorcall"),
             get_buffer: f!(c"PyObject_GetBuffer"),
             release_buffer: f!(c"PyBuffer_Release"),
             capsule_new: f!(c"PyCapsule_New"),
-            capsule_get_pointer: f!(c"PyCapsule_GetPointer"),
             err_set_string: f!(c"PyErr_SetString"),
+            type_is_subtype: f!(c"PyType_IsSubtype"),
             err_clear: f!(c"PyErr_Clear"),
             gil_ensure: f!(c"PyGILState_Ensure"),
             gil_release: f!(c"PyGILState_Release"),
@@ -194,6 +194,7 @@ fn api() -> Option<&'static Api> {
             none: sym(c"_Py_NoneStruct")?,
             false_: sym(c"_Py_FalseStruct")?,
             runtime_error: exception(c"PyExc_RuntimeError")?,
+            buffer_error: exception(c"PyExc_BufferError")?,
         })
     })
     .as_ref()
@@ -206,10 +207,10 @@ fn api() -> Option<&'static Api> {
 /// two fields are CPython's object header; the Python package enables this module only where
 /// `object.__basicsize__` is 16, i.e. this header.
 #[repr(C)]
-struct PyTensor {
+pub(super) struct PyTensor {
     ob_refcnt: isize,
     ob_type: Obj,
-    handle: *mut dlshare_tensor,
+    pub(super) handle: *mut dlshare_tensor,
     device_type: i32,
     device_id: i32,
     reason: i32,
@@ -217,7 +218,7 @@ struct PyTensor {
     readonly: u8,
 }
 
-fn type_of(o: Obj) -> Obj {
+pub(super) fn type_of(o: Obj) -> Obj {
     // SAFETY: `o` is a live object; `ob_type` is the second header word (see PyTensor).
     unsafe { (*o.cast::<PyTensor>()).ob_type }
 }
@@ -225,17 +226,19 @@ fn type_of(o: Obj) -> Obj {
 /// Objects registered by `_configure`: the Python `Tensor` class, `numpy.ndarray`, and the
 /// Python implementations the fast paths fall back to. Strong references, kept for the life of
 /// the process.
-struct State {
-    tensor_class: Obj,
+pub(super) struct State {
+    pub(super) tensor_class: Obj,
     ndarray: Obj,
     from_numpy: Obj,
     as_tensor: Obj,
     dlpack: Obj,
+    /// `_producers.native_policy`: per type, whether and how the exchange API may be used.
+    policy: Obj,
 }
 
 static STATE: AtomicPtr<State> = AtomicPtr::new(std::ptr::null_mut());
 
-fn state() -> Option<&'static State> {
+pub(super) fn state() -> Option<&'static State> {
     // SAFETY: a published State is leaked, never freed.
     unsafe { STATE.load(Ordering::Acquire).as_ref() }
 }
@@ -323,7 +326,7 @@ unsafe fn new_object(
 ///
 /// # Safety
 /// GIL held.
-unsafe fn publish(
+pub(super) unsafe fn publish(
     api: &Api,
     st: &State,
     reservation: handles::Reservation,
@@ -594,14 +597,40 @@ unsafe fn from_ndarray(api: &Api, st: &State, arr: Obj, opts: &Options) -> Optio
     }
 }
 
-/// `managed_tensor_from_py_object_no_sync` of a type's DLPack C exchange API (None when the
-/// type publishes none). Cached per type; the cache holds a reference to each type.
+/// How the fast path imports instances of one type through its DLPack C exchange API.
+#[derive(Clone, Copy)]
+struct Exchange {
+    /// The type's `managed_tensor_from_py_object_no_sync`.
+    f: ExchangeFn,
+    /// PyTorch's export rules, for `torch.Tensor` (exact type).
+    torch: Option<TorchChecks>,
+}
+
+/// The descriptors of `torch.Tensor.requires_grad` (a getset descriptor, read through its
+/// type's `tp_descr_get`), `is_conj` and `is_neg` (method descriptors, called with the tensor
+/// as the only argument): called directly, with no attribute lookup per call.
+#[derive(Clone, Copy)]
+struct TorchChecks {
+    requires_grad: Obj,
+    descr_get: unsafe extern "C" fn(Obj, Obj, Obj) -> Obj,
+    is_conj: Obj,
+    is_neg: Obj,
+}
+
+type ExchangeFn = unsafe extern "C" fn(Obj, *mut *mut DLManagedTensorVersioned) -> c_int;
+
+/// The exchange import of type `tp` (None when the type publishes no exchange API, its table is
+/// malformed, or the Python side keeps the type: see `_producers.native_policy`). Decided once
+/// per type by the registered policy; the cache holds a reference to each type and to the
+/// descriptors it keeps.
 ///
 /// # Safety
 /// GIL held; `tp` a live type object.
-unsafe fn exchange_import(api: &Api, tp: Obj) -> Option<ExchangeFn> {
+unsafe fn exchange_import(api: &Api, st: &State, tp: Obj) -> Option<Exchange> {
     use std::sync::Mutex;
-    struct Cache(Vec<(usize, Option<ExchangeFn>)>);
+    struct Cache(Vec<(usize, Option<Exchange>)>);
+    // SAFETY: the cached objects are used only with the GIL held.
+    unsafe impl Send for Cache {}
     static CACHE: Mutex<Cache> = Mutex::new(Cache(Vec::new()));
     let cached = |tp: Obj| {
         let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
@@ -609,55 +638,115 @@ unsafe fn exchange_import(api: &Api, tp: Obj) -> Option<ExchangeFn> {
             .0
             .iter()
             .find(|(t, _)| *t == tp as usize)
-            .map(|(_, f)| *f)
+            .map(|(_, x)| *x)
     };
-    if let Some(f) = cached(tp) {
-        return f;
+    if let Some(x) = cached(tp) {
+        return x;
     }
-    // The lookup may run Python code (a metaclass), which may let another thread take the GIL
-    // and come here: the lock is not held across it.
-    // SAFETY: GIL held; a failed lookup's exception is cleared; the capsule name is the one
-    // DLPack 1.3 specifies, and its pointer is the producer's API table, read while the
-    // capsule is still referenced.
+    // The policy runs Python code, which may let another thread take the GIL and come here:
+    // the lock is not held across it.
+    // SAFETY: GIL held; the policy's result is read per its documented shape and every other
+    // shape (or an exception, cleared) means "no fast path"; references kept are owned.
     let found = unsafe {
-        let capsule = (api.object_get_attr_string)(tp, c"__dlpack_c_exchange_api__".as_ptr());
-        if capsule.is_null() {
+        let result = (api.vectorcall)(st.policy, &tp, 1, std::ptr::null_mut());
+        let found = if result.is_null() {
             (api.err_clear)();
             None
         } else {
-            let table = (api.capsule_get_pointer)(capsule, c"dlpack_exchange_api".as_ptr())
-                .cast::<ExchangeApi>();
-            let f = match table.as_ref() {
-                None => {
-                    (api.err_clear)();
-                    None
-                }
-                Some(t) if t.version.major == 1 => t.managed_tensor_from_py_object_no_sync,
-                Some(_) => None,
-            };
-            (api.dec_ref)(capsule);
-            f
+            let x = read_policy(api, result);
+            (api.dec_ref)(result);
+            x
+        };
+        if found.is_none() {
+            (api.err_clear)();
         }
+        found
     };
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     if cache.0.len() < 64 && !cache.0.iter().any(|(t, _)| *t == tp as usize) {
-        // SAFETY: GIL held; the cache keeps the type alive so its address stays its own.
-        unsafe { (api.inc_ref)(tp) };
+        // SAFETY: GIL held; the cache keeps the type (so its address stays its own) and the
+        // descriptors alive.
+        unsafe {
+            (api.inc_ref)(tp);
+            if let Some(Exchange { torch: Some(c), .. }) = found {
+                (api.inc_ref)(c.requires_grad);
+                (api.inc_ref)(c.is_conj);
+                (api.inc_ref)(c.is_neg);
+            }
+        }
         cache.0.push((tp as usize, found));
     }
     found
 }
 
-type ExchangeFn = unsafe extern "C" fn(Obj, *mut *mut DLManagedTensorVersioned) -> c_int;
+/// Reads `None` or `(address, None | (requires_grad, is_conj, is_neg))` (borrowed references
+/// inside `result`, which the caller keeps until the cache has taken its own).
+///
+/// # Safety
+/// GIL held; `result` a live object.
+unsafe fn read_policy(api: &Api, result: Obj) -> Option<Exchange> {
+    // SAFETY: GIL held; tuple items are read only after their tuple's size is checked.
+    unsafe {
+        if result == api.none || (api.tuple_size)(result) != 2 {
+            return None;
+        }
+        let address = (api.long_as_u64)((api.tuple_get_item)(result, 0));
+        if address == u64::MAX || address == 0 {
+            return None;
+        }
+        let f = std::mem::transmute::<usize, ExchangeFn>(address as usize);
+        let checks = (api.tuple_get_item)(result, 1);
+        if checks == api.none {
+            return Some(Exchange { f, torch: None });
+        }
+        if (api.tuple_size)(checks) != 3 {
+            return None;
+        }
+        let requires_grad = (api.tuple_get_item)(checks, 0);
+        let get = (api.type_get_slot)(type_of(requires_grad), PY_TP_DESCR_GET);
+        if get.is_null() {
+            return None;
+        }
+        Some(Exchange {
+            f,
+            torch: Some(TorchChecks {
+                requires_grad,
+                descr_get: std::mem::transmute::<
+                    *mut c_void,
+                    unsafe extern "C" fn(Obj, Obj, Obj) -> Obj,
+                >(get),
+                is_conj: (api.tuple_get_item)(checks, 1),
+                is_neg: (api.tuple_get_item)(checks, 2),
+            }),
+        })
+    }
+}
 
-/// The start of DLPack 1.3's `DLPackExchangeAPI` (header, allocator, then the function used
-/// here).
-#[repr(C)]
-struct ExchangeApi {
-    version: DLPackVersion,
-    prev_api: *mut c_void,
-    managed_tensor_allocator: *mut c_void,
-    managed_tensor_from_py_object_no_sync: Option<ExchangeFn>,
+/// Whether a torch tensor may be imported as it is: no conjugate or negative bit, no autograd.
+/// False also when a check fails (its exception cleared): the Python path then decides.
+///
+/// # Safety
+/// GIL held; `obj` a live torch.Tensor; `complex` / `floating` from its DLPack dtype (the
+/// conjugate bit exists only on complex tensors, `requires_grad` only on floating ones).
+unsafe fn torch_plain(api: &Api, c: &TorchChecks, obj: Obj, complex: bool, floating: bool) -> bool {
+    // SAFETY: GIL held; each result is a new reference, compared with True/False and released.
+    unsafe {
+        let is_false = |r: Obj| {
+            if r.is_null() {
+                (api.err_clear)();
+                return false;
+            }
+            (api.dec_ref)(r);
+            r == api.false_
+        };
+        if floating && !is_false((c.descr_get)(c.requires_grad, obj, type_of(obj))) {
+            return false;
+        }
+        if complex && !is_false((api.vectorcall)(c.is_conj, &obj, 1, std::ptr::null_mut())) {
+            return false;
+        }
+        is_false((api.vectorcall)(c.is_neg, &obj, 1, std::ptr::null_mut()))
+    }
 }
 
 /// An object with the DLPack C exchange API (a torch.Tensor) imported per `opts`, CPU only;
@@ -669,18 +758,29 @@ unsafe fn from_exchange(
     api: &Api,
     st: &State,
     obj: Obj,
-    f: ExchangeFn,
+    x: &Exchange,
     opts: &Options,
 ) -> Option<Obj> {
     // SAFETY: GIL held; the managed tensor handed out is ours: imported (the library then
     // owns it) or deleted here.
     unsafe {
         let mut managed: *mut DLManagedTensorVersioned = std::ptr::null_mut();
-        if f(obj, &mut managed) != 0 || managed.is_null() {
+        if (x.f)(obj, &mut managed) != 0 || managed.is_null() {
             (api.err_clear)();
             return None;
         }
         let dl = &(*managed).dl_tensor;
+        if let Some(checks) = &x.torch {
+            use crate::dtype::code;
+            let c_ = dl.dtype.code;
+            let complex = c_ == code::COMPLEX;
+            // torch lets only floating-point and complex tensors require grad
+            let floating = !matches!(c_, code::INT | code::UINT | code::BOOL);
+            if !torch_plain(api, checks, obj, complex, floating) {
+                run_deleter(managed.cast(), true); // the Python path applies torch's rules
+                return None;
+            }
+        }
         let Ok(reservation) = handles::reserve() else {
             run_deleter(managed.cast(), true);
             return None;
@@ -787,8 +887,8 @@ unsafe fn convert_call(args: *const Obj, nargs: isize, kwnames: Obj, mode: Mode)
                 if tp == st.ndarray {
                     from_ndarray(api, st, obj, &opts)
                 } else if mode != Mode::Share && tp != st.tensor_class {
-                    let f = exchange_import(api, tp)?;
-                    from_exchange(api, st, obj, f, &opts)
+                    let x = exchange_import(api, st, tp)?;
+                    from_exchange(api, st, obj, &x, &opts)
                 } else {
                     None
                 }
@@ -841,8 +941,8 @@ unsafe extern "C" fn py_wrap(_m: Obj, args: *const Obj, nargs: isize, kwnames: O
     })
 }
 
-/// `_configure(tensor_class, ndarray, from_numpy, as_tensor, dlpack)`: registers the Python
-/// side.
+/// `_configure(tensor_class, ndarray, from_numpy, as_tensor, dlpack, policy)`: registers the
+/// Python side.
 unsafe extern "C" fn py_configure(_m: Obj, args: *const Obj, nargs: isize, kwnames: Obj) -> Obj {
     let Some(api) = api() else {
         return std::ptr::null_mut();
@@ -851,14 +951,15 @@ unsafe extern "C" fn py_configure(_m: Obj, args: *const Obj, nargs: isize, kwnam
         // SAFETY: GIL held; vectorcall arguments; the references taken are never given back
         // (the state lives as long as the process).
         unsafe {
-            if nargs != 5 || !kwnames.is_null() {
+            if nargs != 6 || !kwnames.is_null() {
                 (api.err_set_string)(
                     api.runtime_error,
-                    c"_configure(tensor_class, ndarray, from_numpy, as_tensor, dlpack)".as_ptr(),
+                    c"_configure(tensor_class, ndarray, from_numpy, as_tensor, dlpack, policy)"
+                        .as_ptr(),
                 );
                 return std::ptr::null_mut();
             }
-            let a = std::slice::from_raw_parts(args, 5);
+            let a = std::slice::from_raw_parts(args, 6);
             for &o in a {
                 (api.inc_ref)(o);
             }
@@ -868,6 +969,7 @@ unsafe extern "C" fn py_configure(_m: Obj, args: *const Obj, nargs: isize, kwnam
                 from_numpy: a[2],
                 as_tensor: a[3],
                 dlpack: a[4],
+                policy: a[5],
             });
             STATE.store(Box::into_raw(st), Ordering::Release);
             (api.inc_ref)(api.none);
@@ -1013,6 +1115,18 @@ unsafe fn build(api: &Api) -> Obj {
         }
         let mut ok = (api.dict_set_item_string)(dict, c"TensorBase".as_ptr(), base) == 0;
         (api.dec_ref)(base);
+        // DLPack 1.3's C exchange API of dlshare tensors (a static table: no destructor)
+        let table = (api.capsule_new)(
+            super::pyexchange::table().cast_mut().cast(),
+            c"dlpack_exchange_api".as_ptr(),
+            std::ptr::null(),
+        );
+        ok = ok
+            && !table.is_null()
+            && (api.dict_set_item_string)(dict, c"exchange_api".as_ptr(), table) == 0;
+        if !table.is_null() {
+            (api.dec_ref)(table);
+        }
         for i in 0..4 {
             let def = functions.add(i);
             let f = (api.cfunction_new)(def, std::ptr::null_mut(), std::ptr::null_mut());

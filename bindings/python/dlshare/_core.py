@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _capsule
 from . import _native as _native_module
+from . import _producers
 from ._errors import CannotShareError, UnsupportedDtypeError, check
 from ._ffi import ffi, lib
 
@@ -480,20 +481,18 @@ def _view_from_interface(s: _Scratch, iface: dict):
     return v
 
 
-def _as_ndarray(obj: Any) -> np.ndarray | None:
+def _as_ndarray(obj: Any) -> tuple[np.ndarray | None, bool]:
     """NumPy's view of `obj` when it is array-like without DLPack (pandas, buffers, array
-    interface); None for Python scalars and sequences."""
+    interface), and whether the producer built new memory for it (see
+    `_producers.producer_array`); (None, False) for Python scalars and sequences."""
     if isinstance(obj, np.ndarray):
-        return obj
-    module = type(obj).__module__
-    if module.startswith("pandas"):
-        return np.asarray(obj.to_numpy() if hasattr(obj, "to_numpy") else obj)
+        return obj, False
     if hasattr(obj, "__array_interface__") or hasattr(obj, "__array__"):
-        return np.asarray(obj)
+        return _producers.producer_array(obj)
     try:
-        return np.asarray(memoryview(obj))
+        return np.asarray(memoryview(obj)), False  # the buffer protocol exports the producer's
     except TypeError:
-        return None
+        return None, False
 
 
 def _infer_sequence(obj: Any, dtype) -> np.ndarray:
@@ -518,29 +517,25 @@ def _infer_sequence(obj: Any, dtype) -> np.ndarray:
 
 # DLPack 1.3's C exchange API: a type may publish `__dlpack_c_exchange_api__`, a capsule holding
 # a table of C functions; `managed_tensor_from_py_object_no_sync` hands out a managed tensor
-# for an object without building a capsule (PyTorch 2.10+ publishes it). Looked up once per
-# type; used for CPU tensors (the no-sync variant does no stream synchronisation).
-_exchange: dict[type, Any] = {}
+# for an object without building a capsule (PyTorch 2.10+ and dlshare.Tensor publish it). Looked
+# up and checked once per type (_producers.exchange_import_fn); used for CPU tensors (the
+# no-sync variant does no stream synchronisation).
+_exchange_import_fn = _producers.exchange_import_fn
 _exchange_out = ctypes.c_void_p()
 _exchange_out_ref = ctypes.byref(_exchange_out)
 
 
-def _exchange_import_fn(cls: type):
-    fn = _exchange.get(cls, False)
-    if fn is not False:
-        return fn
-    fn = None
-    capsule = getattr(cls, "__dlpack_c_exchange_api__", None)
-    if capsule is not None and _capsule.is_exchange_api(capsule):
-        api = ffi.cast("DLPackExchangeAPI *", _capsule.pointer(capsule, b"dlpack_exchange_api"))
-        if api.header.version.major == 1 and api.managed_tensor_from_py_object_no_sync:
-            address = int(ffi.cast("uintptr_t", api.managed_tensor_from_py_object_no_sync))
-            fn = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object, ctypes.c_void_p)(address)
-    _exchange[cls] = fn
-    return fn
+def _wrap_result(s: _Scratch, producer_reason: int) -> Tensor:
+    """The Tensor of a successful import into `s.handle` / `s.decision`. A producer's reason
+    (a lazy view resolved, a producer's own copy) replaces the library's: the memory imported
+    is not the producer's, so the result is never reported as shared."""
+    d = s.decision
+    if producer_reason:
+        return Tensor._wrap(s.handle[0], False, producer_reason)
+    return Tensor._wrap(s.handle[0], bool(d.shared), d.reason)
 
 
-def _from_exchange(fn, obj, mode, dtype, device, allow_read_only, stream=None):
+def _from_exchange(fn, obj, mode, dtype, device, allow_read_only, stream=None, producer_reason=0):
     """A tensor through the exchange API, or None when that route does not apply."""
     if fn(obj, _exchange_out_ref) != 0 or not _exchange_out.value:
         return None
@@ -555,8 +550,7 @@ def _from_exchange(fn, obj, mode, dtype, device, allow_read_only, stream=None):
         if managed.deleter:
             managed.deleter(managed)  # a failed import leaves the tensor ours to free
         check(status, s.decision)
-    d = s.decision
-    return Tensor._wrap(s.handle[0], bool(d.shared), d.reason)
+    return _wrap_result(s, producer_reason)
 
 
 def _call_dlpack(obj: Any):
@@ -582,9 +576,24 @@ def _call_dlpack(obj: Any):
 
 
 def _from_capsule(
-    capsule, mode, dtype, device, allow_read_only, explain_only=False, stream=None
+    capsule,
+    mode,
+    dtype,
+    device,
+    allow_read_only,
+    explain_only=False,
+    stream=None,
+    producer_reason=0,
+    read_only=False,
 ):
+    """`read_only`: the producer's memory is immutable (JAX) whatever the capsule says."""
     managed, versioned = _capsule.open(capsule)
+    if read_only and not versioned:
+        return _from_legacy_read_only(
+            capsule, managed, mode, dtype, device, allow_read_only, explain_only, stream
+        )
+    if read_only:
+        managed.flags |= lib.DLPACK_FLAG_BITMASK_READ_ONLY
     s = _scratch
     opts = _options(s, mode, dtype, device, allow_read_only, True, stream)
     if explain_only:
@@ -594,18 +603,62 @@ def _from_capsule(
     fn = lib.dlshare_tensor_from_dlpack if versioned else lib.dlshare_tensor_from_dlpack_legacy
     check(fn(managed, opts, s.handle, s.decision), s.decision)
     _capsule.mark_used(capsule, versioned)
-    d = s.decision
-    return Tensor._wrap(s.handle[0], bool(d.shared), d.reason)
+    return _wrap_result(s, producer_reason)
+
+
+def _from_legacy_read_only(
+    capsule, managed, mode, dtype, device, allow_read_only, explain_only, stream
+):
+    """A legacy capsule (no flags field) of immutable memory, imported as a read-only view; the
+    capsule, kept alive until the library releases the view, frees the tensor then."""
+    dl = managed.dl_tensor
+    s = _scratch
+    v = s.view
+    v.data = ffi.cast("char *", dl.data) + dl.byte_offset
+    v.dtype = dl.dtype
+    v.ndim = dl.ndim
+    if dl.ndim > 64:
+        raise ValueError(f"{dl.ndim} dimensions: at most 64 are supported")
+    item = max(1, dl.dtype.bits * dl.dtype.lanes // 8)
+    for i in range(dl.ndim):
+        s.shape[i] = dl.shape[i]
+        if dl.strides != ffi.NULL:
+            s.strides[i] = dl.strides[i] * item
+    v.shape = s.shape
+    v.byte_strides = s.strides if dl.strides != ffi.NULL else ffi.NULL
+    v.device = (dl.device.device_type, dl.device.device_id)
+    v.flags = lib.DLSHARE_VIEW_READ_ONLY
+    v.release = _release_owner
+    opts = _options(s, mode, dtype, device, allow_read_only, True, stream)
+    if explain_only:
+        v.release_ctx = ffi.NULL
+        check(lib.dlshare_explain_view(v, opts, s.decision), s.decision)
+        return s.decision
+    token = _keep_alive(capsule)
+    v.release_ctx = token
+    status = lib.dlshare_tensor_from_view(v, opts, s.handle, s.decision)
+    if status != 0:
+        _keep.pop(int(ffi.cast("uintptr_t", token)), None)
+        check(status, s.decision)
+    return _wrap_result(s, 0)
 
 
 def _from_ndarray(
-    arr: np.ndarray, mode, dtype, device, allow_read_only, explain_only=False, stream=None
+    arr: np.ndarray,
+    mode,
+    dtype,
+    device,
+    allow_read_only,
+    explain_only=False,
+    stream=None,
+    producer_reason=0,
 ):
     s = _scratch
     view = _view_from_interface(s, arr.__array_interface__)
     if view is None:
         return _from_ndarray(
-            np.asarray(arr), mode, dtype, device, allow_read_only, explain_only, stream
+            np.asarray(arr), mode, dtype, device, allow_read_only, explain_only, stream,
+            producer_reason,
         )
     opts = _options(s, mode, dtype, device, allow_read_only, True, stream)
     if explain_only:
@@ -618,8 +671,7 @@ def _from_ndarray(
     if status != 0:
         _keep.pop(int(ffi.cast("uintptr_t", token)), None)
         check(status, s.decision)
-    d = s.decision
-    return Tensor._wrap(s.handle[0], bool(d.shared), d.reason)
+    return _wrap_result(s, producer_reason)
 
 
 def _convert(
@@ -634,20 +686,89 @@ def _convert(
             check(lib.dlshare_explain_tensor(obj._handle, opts, s.decision), s.decision)
             return s.decision
         return obj._convert(mode, dtype, device, allow_read_only, stream)
+    return _import_foreign(obj, mode, dtype, device, allow_read_only, explain_only, stream)
+
+
+def _explained(decision, producer_reason: int, mode: int):
+    """An explanation-only result: the library's decision, or the producer's reason."""
+    if not producer_reason:
+        return decision
+    name = _reason_name(producer_reason)
+    what = {
+        lib.DLSHARE_REASON_LAZY_CONJUGATE: "the producer's tensor is a lazy conjugate view; "
+        "the copy holds t.resolve_conj()",
+        lib.DLSHARE_REASON_LAZY_NEGATIVE: "the producer's tensor is a lazy negation; the copy "
+        "holds t.resolve_neg()",
+        lib.DLSHARE_REASON_REQUIRES_GRAD: "the producer's tensor requires grad; the copy holds "
+        "t.detach()",
+        lib.DLSHARE_REASON_PRODUCER_COPY: "the producer built new memory for the conversion "
+        "(nothing of it is shared)",
+    }[producer_reason]
+    return Explanation(False, name, f"copied ({name}): {what}")
+
+
+def _import_foreign(
+    obj: Any,
+    mode: int,
+    dtype,
+    device,
+    allow_read_only: bool,
+    explain_only=False,
+    stream=None,
+    array_protocols=True,
+):
+    """Any object that is not a NumPy array or a dlshare Tensor, after its producer's rules
+    (module _producers): torch tensors, JAX arrays, other DLPack producers, then (when
+    `array_protocols`) `__array__` / `__array_interface__` / buffer objects."""
+    reason = 0
+    torch_tensor = _producers.torch_tensor_type()
+    if (
+        torch_tensor is not None
+        and isinstance(obj, torch_tensor)
+        and not _producers.overrides_dlpack(type(obj))
+    ):
+        obj, reason, mode = _producers.torch_resolve(obj, mode)
     if not explain_only:
         fn = _exchange_import_fn(type(obj))
         if fn is not None:
-            t = _from_exchange(fn, obj, mode, dtype, device, allow_read_only, stream)
+            t = _from_exchange(fn, obj, mode, dtype, device, allow_read_only, stream, reason)
             if t is not None:
                 return t
     if hasattr(obj, "__dlpack__") and not type(obj).__module__.startswith("pandas"):
         capsule = _call_dlpack(obj)
-        return _from_capsule(
-            capsule, mode, dtype, device, allow_read_only, explain_only, stream
+        result = _from_capsule(
+            capsule, mode, dtype, device, allow_read_only, explain_only, stream, reason,
+            read_only=_producers.is_jax_array(obj),
         )
-    arr = _as_ndarray(obj)
+        return _explained(result, reason, mode) if explain_only else result
+    if not array_protocols:
+        raise TypeError(
+            f"{type(obj).__name__} is not a DLPack producer (no __dlpack__); use as_tensor or "
+            "tensor for other array-likes"
+        )
+    arr, made = _as_ndarray(obj)
     if arr is not None:
-        return _from_ndarray(arr, mode, dtype, device, allow_read_only, explain_only, stream)
+        if made:
+            if mode == SHARE:
+                raise CannotShareError(
+                    f"cannot share {type(obj).__name__}: its producer builds new memory for the "
+                    f"conversion ({_producers.pandas_dtype_hint(obj)}); use as_tensor or tensor",
+                    "producer_copy",
+                )
+            if mode != COPY:
+                reason = lib.DLSHARE_REASON_PRODUCER_COPY
+        try:
+            result = _from_ndarray(
+                arr, mode, dtype, device, allow_read_only, explain_only, stream, reason
+            )
+        except UnsupportedDtypeError as exc:
+            if arr.dtype.kind in "OUSVMm" or not type(obj).__module__.startswith("pandas"):
+                raise UnsupportedDtypeError(
+                    f"{exc} ({type(obj).__name__} {_producers.pandas_dtype_hint(obj)}, NumPy "
+                    f"dtype {arr.dtype}; fill missing values and cast to a numeric dtype first)"
+                ) from None
+            raise
+        return _explained(result, reason, mode) if explain_only else result
     if explain_only:
         return None
     t = _from_ndarray(_infer_sequence(obj, dtype), COPY, dtype, device, False, False, stream)
@@ -689,9 +810,16 @@ if _native is None:
 # the plain cases and hand every other call, unchanged, to the Python functions above).
 if _native is not None:
     _native_wrap = _native["_wrap"]
-    _native["_configure"](Tensor, np.ndarray, _from_numpy_py, _as_tensor_py, Tensor._dlpack)
+    _native["_configure"](
+        Tensor, np.ndarray, _from_numpy_py, _as_tensor_py, Tensor._dlpack,
+        _producers.native_policy,
+    )
     from_numpy = _native["from_numpy"]
     as_tensor = _native["as_tensor"]
+    # DLPack 1.3's C exchange API (producer side, src/ffi/pyexchange.rs): consumers that speak
+    # it (tvm_ffi.from_dlpack) import dlshare tensors without a capsule. The table's functions
+    # read the native object layout, so it is published with the native path only.
+    Tensor.__dlpack_c_exchange_api__ = _native["exchange_api"]
 else:
     from_numpy, as_tensor = _from_numpy_py, _as_tensor_py
     from_numpy.__name__, as_tensor.__name__ = "from_numpy", "as_tensor"
@@ -727,13 +855,11 @@ def from_dlpack(obj: Any, *, device=None, copy: bool | None = None, stream=None)
     read-only tensors. A CUDA producer is asked to order its pending work before dlshare's
     stream; `stream` orders a CUDA copy on that stream (see `as_tensor`)."""
     mode = SHARE_OR_COPY if copy is None else (COPY if copy else SHARE)
-    fn = _exchange_import_fn(type(obj))
-    if fn is not None:
-        t = _from_exchange(fn, obj, mode, None, device, True, stream)
-        if t is not None:
-            return t
-    capsule = obj if type(obj).__name__ == "PyCapsule" else _call_dlpack(obj)
-    return _from_capsule(capsule, mode, None, device, True, stream=stream)
+    if type(obj).__name__ == "PyCapsule":
+        return _from_capsule(obj, mode, None, device, True, stream=stream)
+    if isinstance(obj, Tensor):
+        return obj._convert(mode, None, device, True, stream)
+    return _import_foreign(obj, mode, None, device, True, stream=stream, array_protocols=False)
 
 
 class Explanation(NamedTuple):
@@ -762,6 +888,8 @@ def explain(obj: Any, dtype=None, device=None, mode: str = "as_tensor") -> Expla
         return Explanation(
             False, "not_an_array", f"{type(obj).__name__} is not an array: the data is copied"
         )
+    if isinstance(d, Explanation):
+        return d
     return Explanation(
         bool(d.shared), _reason_name(d.reason), ffi.string(d.detail).decode("utf-8", "replace")
     )

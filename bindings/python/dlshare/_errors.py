@@ -1,5 +1,8 @@
 """Exceptions: one class per C status, all under `dlshare.Error`, each also deriving from the
-built-in exception Python users expect for that kind of problem."""
+built-in exception Python users expect for that kind of problem. Every failure the Array API
+standard assigns to `BufferError` in `__dlpack__` / `from_dlpack` (unsupported device or dtype,
+read-only memory without a versioned capsule, a copy needed under copy=False, a stream for a CPU
+tensor, a tensor its producer cannot export) is also a `BufferError`."""
 
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ class UnsupportedVersionError(Error, BufferError):
     status = "DLSHARE_ERR_UNSUPPORTED_VERSION"
 
 
-class UnsupportedDtypeError(Error, TypeError):
+class UnsupportedDtypeError(Error, TypeError, BufferError):
     status = "DLSHARE_ERR_UNSUPPORTED_DTYPE"
 
 
@@ -47,9 +50,10 @@ class UnsupportedDeviceError(Error, BufferError):
     status = "DLSHARE_ERR_UNSUPPORTED_DEVICE"
 
 
-class CannotShareError(Error, ValueError):
+class CannotShareError(Error, ValueError, BufferError):
     """`from_numpy` (or `copy=False`) could not share. `.reason` names the obstacle:
-    read_only, negative_stride, stride_not_item_multiple, byte_order or misaligned."""
+    read_only, negative_stride, stride_not_item_multiple, byte_order, misaligned, or a
+    producer's rule: lazy_conjugate, lazy_negative, requires_grad, producer_copy."""
 
     status = "DLSHARE_ERR_CANNOT_SHARE"
 
@@ -70,7 +74,7 @@ class OutOfMemoryError(Error, MemoryError):
     status = "DLSHARE_ERR_OUT_OF_MEMORY"
 
 
-class DeviceUnavailableError(Error, RuntimeError):
+class DeviceUnavailableError(Error, RuntimeError, BufferError):
     status = "DLSHARE_ERR_DEVICE_UNAVAILABLE"
 
 
@@ -80,6 +84,14 @@ class CudaError(Error, RuntimeError):
 
 class InternalError(Error, RuntimeError):
     status = "DLSHARE_ERR_PANIC"
+
+
+class UnexportableError(Error, BufferError):
+    """Raised by the Python binding before any library call: the producer's object has no
+    memory that DLPack can describe (a sparse, mkldnn, nested, quantized or meta torch tensor).
+    The message says what to convert it with."""
+
+    status = "DLSHARE_ERR_UNEXPORTABLE"
 
 
 _BY_STATUS = {
