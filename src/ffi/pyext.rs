@@ -128,6 +128,7 @@ pub(super) struct Api {
     pub(super) err_set_string: unsafe extern "C" fn(Obj, *const c_char),
     pub(super) type_is_subtype: unsafe extern "C" fn(Obj, Obj) -> c_int,
     err_clear: unsafe extern "C" fn(),
+    err_occurred: unsafe extern "C" fn() -> Obj,
     gil_ensure: unsafe extern "C" fn() -> c_int,
     gil_release: unsafe extern "C" fn(c_int),
     is_initialized: unsafe extern "C" fn() -> c_int,
@@ -186,6 +187,7 @@ pub(super) fn api() -> Option<&'static Api> {
             err_set_string: f!(c"PyErr_SetString"),
             type_is_subtype: f!(c"PyType_IsSubtype"),
             err_clear: f!(c"PyErr_Clear"),
+            err_occurred: f!(c"PyErr_Occurred"),
             gil_ensure: f!(c"PyGILState_Ensure"),
             gil_release: f!(c"PyGILState_Release"),
             is_initialized: f!(c"Py_IsInitialized"),
@@ -608,13 +610,22 @@ struct Exchange {
 
 /// The descriptors of `torch.Tensor.requires_grad` (a getset descriptor, read through its
 /// type's `tp_descr_get`), `is_conj` and `is_neg` (method descriptors, called with the tensor
-/// as the only argument): called directly, with no attribute lookup per call.
+/// as the only argument): called directly, with no attribute lookup per call. When the Python
+/// side located the conjugate and negative bits in this PyTorch build's TensorImpl
+/// (`_producers._calibrate_lazy_bits`, checked against `is_conj()` / `is_neg()` on sample
+/// tensors), they are read from memory instead of calling the two methods.
 #[derive(Clone, Copy)]
 struct TorchChecks {
     requires_grad: Obj,
     descr_get: unsafe extern "C" fn(Obj, Obj, Obj) -> Obj,
     is_conj: Obj,
     is_neg: Obj,
+    /// Byte offset of the dispatch key set in the TensorImpl (the Python object holds the
+    /// TensorImpl pointer right after its 16-byte header), or None.
+    key_offset: Option<usize>,
+    key_mask: u64,
+    /// Byte offset of the autograd metadata pointer in the TensorImpl (NULL: no grad), or None.
+    meta_offset: Option<usize>,
 }
 
 type ExchangeFn = unsafe extern "C" fn(Obj, *mut *mut DLManagedTensorVersioned) -> c_int;
@@ -699,9 +710,20 @@ unsafe fn read_policy(api: &Api, result: Obj) -> Option<Exchange> {
         if checks == api.none {
             return Some(Exchange { f, torch: None });
         }
-        if (api.tuple_size)(checks) != 3 {
+        if (api.tuple_size)(checks) != 6 {
             return None;
         }
+        let meta = (api.long_as_long)((api.tuple_get_item)(checks, 5));
+        let offset = (api.long_as_long)((api.tuple_get_item)(checks, 3));
+        let mask = (api.long_as_u64)((api.tuple_get_item)(checks, 4));
+        if (offset == -1 || mask == u64::MAX) && !(api.err_occurred)().is_null() {
+            return None;
+        }
+        let key_offset = (offset >= 0 && offset % 8 == 0 && offset < 256 && mask != 0)
+            .then_some(offset as usize);
+        let meta_offset = (key_offset.is_some() && meta >= 0 && meta % 8 == 0 && meta < 256)
+            .then_some(meta as usize);
+        (api.err_clear)();
         let requires_grad = (api.tuple_get_item)(checks, 0);
         let get = (api.type_get_slot)(type_of(requires_grad), PY_TP_DESCR_GET);
         if get.is_null() {
@@ -717,6 +739,9 @@ unsafe fn read_policy(api: &Api, result: Obj) -> Option<Exchange> {
                 >(get),
                 is_conj: (api.tuple_get_item)(checks, 1),
                 is_neg: (api.tuple_get_item)(checks, 2),
+                key_offset,
+                key_mask: mask,
+                meta_offset,
             }),
         })
     }
@@ -739,6 +764,25 @@ unsafe fn torch_plain(api: &Api, c: &TorchChecks, obj: Obj, complex: bool, float
             (api.dec_ref)(r);
             r == api.false_
         };
+        if let Some(offset) = c.key_offset {
+            // The calibrated layout: the TensorImpl pointer after the object header, the key
+            // set `offset` bytes into the TensorImpl and the autograd metadata pointer
+            // `meta_offset` bytes into it (both inside it: the calibration searched the first
+            // 208 bytes only).
+            let imp = *obj.cast::<u8>().add(16).cast::<*const u8>();
+            if imp.is_null() {
+                return false;
+            }
+            if imp.add(offset).cast::<u64>().read_unaligned() & c.key_mask != 0 {
+                return false;
+            }
+            let no_autograd = c
+                .meta_offset
+                .is_some_and(|m| imp.add(m).cast::<u64>().read_unaligned() == 0);
+            return !floating
+                || no_autograd
+                || is_false((c.descr_get)(c.requires_grad, obj, type_of(obj)));
+        }
         if floating && !is_false((c.descr_get)(c.requires_grad, obj, type_of(obj))) {
             return false;
         }

@@ -100,6 +100,9 @@ TORCH_CASES = [
     ("bfloat16", lambda: torch.arange(6, dtype=torch.bfloat16)),
     ("bool", lambda: torch.tensor([True, False])),
     ("requires_grad", lambda: torch.ones(3, requires_grad=True)),
+    ("conj", lambda: torch.tensor([1 + 2j, 3 - 4j]).conj()),
+    ("neg", lambda: torch.tensor([1 + 2j, 3 - 4j]).conj().imag),
+    ("sparse", lambda: torch.eye(2).to_sparse()),
     ("zero_d", lambda: torch.tensor(2.5)),
     ("empty", lambda: torch.zeros(0, 4)),
     ("big", lambda: torch.arange(1 << 15, dtype=torch.float64)),
@@ -114,7 +117,14 @@ def test_as_tensor_of_torch_matches_the_python_implementation(name, make, dtype)
     python = outcome(_core._as_tensor_py, x, dtype)
     assert native == python
     if native[0] == "tensor" and dtype is None and x.numel():
-        assert native[8] == x.data_ptr()  # shared (through the C exchange API when native)
+        # PyTorch's rules (issue 11): never shared behind autograd's back, and lazy views are
+        # resolved into a copy
+        rule = "requires_grad" if x.requires_grad else (
+            "lazy_conjugate" if x.is_conj() else "lazy_negative" if x.is_neg() else None)
+        if rule:
+            assert native[8] is None and native[6] == rule
+        else:
+            assert native[8] == x.data_ptr()  # shared (through the C exchange API when native)
 
 
 def test_wrong_calls_raise_what_python_raises():

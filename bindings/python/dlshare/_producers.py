@@ -235,8 +235,11 @@ def exchange_import_fn(cls: type):
 def native_policy(cls: type):
     """For the native fast path (src/ffi/pyext.rs), once per type: None (the Python path handles
     this type), or (address of the exchange function, checks) where checks is None (no rules)
-    or torch's (requires_grad, is_conj, is_neg) descriptors, which the fast path calls on each
-    tensor before sharing it. Only the exact torch.Tensor type gets the fast path among torch
+    or, for torch, (requires_grad, is_conj, is_neg, key_offset, key_mask, meta_offset): the
+    descriptors the fast path calls on each tensor before sharing it, where the conjugate and
+    negative bits can be read instead of calling the two methods (`_calibrate_lazy_bits`), and
+    where the autograd metadata pointer is, NULL for a tensor that cannot require grad
+    (`_calibrate_autograd_meta`), which spares the `requires_grad` call; -1 when unknown. Only the exact torch.Tensor type gets the fast path among torch
     types (subclasses may override what the descriptors answer)."""
     try:
         address = exchange_address(cls)
@@ -256,8 +259,117 @@ def native_policy(cls: type):
                     break
         if len(found) != 3 or type(found["requires_grad"]).__name__ != "getset_descriptor":
             return None
-        return address, (found["requires_grad"], found["is_conj"], found["is_neg"])
+        offset, mask = _calibrate_lazy_bits(cls)
+        meta = _calibrate_autograd_meta(cls) if offset >= 0 else -1
+        return address, (
+            found["requires_grad"], found["is_conj"], found["is_neg"], offset, mask, meta
+        )
     return address, None
+
+
+_IMPL_WORDS = 26  # the part of a c10::TensorImpl searched for its dispatch key set (208 bytes)
+
+
+def _impl_words(t) -> list[int]:
+    return [ctypes.c_uint64.from_address(t._cdata + 8 * i).value for i in range(_IMPL_WORDS)]
+
+
+def _calibrate_autograd_meta(cls: type) -> int:
+    """Byte offset of the TensorImpl's autograd metadata pointer, or -1. PyTorch answers
+    `requires_grad` False without looking further when that pointer is NULL (tensors made
+    without autograd have none), so the fast path reads it first and calls the `requires_grad`
+    getter (~50 ns) only when it is set. Found as the one word that is 0 in every fresh tensor
+    sampled and non-zero in every tensor that requires grad (leaf, non-leaf, view, transposed,
+    complex, `requires_grad_()` on a detached alias); -1 unless exactly one word qualifies.
+    Only the direction "NULL => no grad" is relied on, and every grad sample checks it."""
+    torch = sys.modules["torch"]
+    try:
+        fresh = [
+            torch.zeros(4),
+            torch.ones(2, 3, dtype=torch.float64),
+            torch.arange(5),
+            torch.zeros(3, dtype=torch.complex64),
+            torch.empty(0),
+            torch.zeros(()),
+        ]
+        g = torch.ones(3, requires_grad=True)
+        grad = [
+            g,
+            g * 2,
+            g[1:],
+            torch.zeros(2, 2, requires_grad=True).T,
+            torch.zeros(2, dtype=torch.complex64, requires_grad=True),
+            torch.zeros(3).detach().requires_grad_(),
+            torch.nn.Parameter(torch.zeros(2)).data.requires_grad_(),
+        ]
+        if not all(t.requires_grad for t in grad):
+            return -1
+        fw = [_impl_words(t) for t in fresh]
+        gw = [_impl_words(t) for t in grad]
+        found = [
+            i
+            for i in range(_IMPL_WORDS)
+            if all(w[i] == 0 for w in fw) and all(w[i] != 0 for w in gw)
+        ]
+        return 8 * found[0] if len(found) == 1 else -1
+    except Exception:
+        return -1
+
+
+def _calibrate_lazy_bits(cls: type) -> tuple[int, int]:
+    """Where this PyTorch build keeps the conjugate and negative bits, so that the fast path can
+    test them with one memory read instead of calling `is_conj()` / `is_neg()` (each ~60 ns
+    more than a plain attribute: PyTorch's generated bindings parse arguments and release the
+    GIL). Returns (byte offset of the dispatch key set in the TensorImpl, mask of the two bits)
+    or (-1, 0) when the layout is not recognised beyond doubt; then the fast path calls the
+    methods. Requirements, all checked on sample tensors: the Python object holds the
+    TensorImpl pointer right after its header (what `_cdata` returns); one word of the
+    TensorImpl differs by exactly one bit between a tensor and its negative view, the same word
+    by another single bit for a conjugate view; and that word's two bits agree with `is_neg()` /
+    `is_conj()` on every sample (views, detached aliases, both bits, neither)."""
+    torch = sys.modules["torch"]
+    try:
+        base = [
+            torch.zeros(4),
+            torch.ones(2, 3, dtype=torch.float64),
+            torch.arange(5),
+            torch.zeros(3, dtype=torch.complex64),
+            torch.zeros(2, 2, dtype=torch.complex128).T,
+        ]
+        complex_ = [t for t in base if t.is_complex()]
+        samples = (
+            base
+            + [torch._neg_view(t) for t in base]
+            + [t.conj() for t in complex_]
+            + [torch._neg_view(t.conj()) for t in complex_]
+            + [t.conj().imag for t in complex_]
+            + [torch._neg_view(t).detach() for t in base]
+            + [t.conj().detach() for t in complex_]
+        )
+        for t in samples:
+            if ctypes.c_uint64.from_address(id(t) + 16).value != t._cdata or t._cdata == 0:
+                return -1, 0
+
+        words = _impl_words
+
+        def single_bit_diffs(a, b):
+            wa, wb = words(a), words(b)
+            return {(i, wa[i] ^ wb[i]) for i in range(_IMPL_WORDS) if bin(wa[i] ^ wb[i]).count("1") == 1}
+
+        neg = set.intersection(*(single_bit_diffs(t, torch._neg_view(t)) for t in base))
+        conj = set.intersection(*(single_bit_diffs(t, t.conj()) for t in complex_))
+        if len(neg) != 1 or len(conj) != 1:
+            return -1, 0
+        (index, neg_bit), (conj_index, conj_bit) = neg.pop(), conj.pop()
+        if index != conj_index or neg_bit == conj_bit:
+            return -1, 0
+        for t in samples:
+            word = words(t)[index]
+            if bool(word & neg_bit) != t.is_neg() or bool(word & conj_bit) != t.is_conj():
+                return -1, 0
+        return 8 * index, neg_bit | conj_bit
+    except Exception:
+        return -1, 0
 
 
 def _dlpack_overridden(cls: type) -> bool:
