@@ -50,6 +50,10 @@ if [ ${#need_pip[@]} -gt 0 ]; then
   "$PY" -m pip install -q "${need_pip[@]}"
 fi
 
+# Issue 11: apache-tvm-ffi, a real consumer of DLPack 1.3's C exchange API (tvm_ffi.from_dlpack),
+# for tests/python/test_exchange_api.py and the benchmark rows in benches/python_interop.py.
+"$PY" -c "import tvm_ffi" 2>/dev/null || { say "pip install apache-tvm-ffi"; "$PY" -m pip install -q apache-tvm-ffi; }
+
 # The Python package itself, built from this checkout (cargo build inside), so the tests and the
 # demo use exactly this code.
 say "pip install ./bindings/python"
