@@ -140,12 +140,8 @@ fn nbytes_of(dtype: DType, shape: &[i64]) -> Result<usize> {
 pub fn alloc(nbytes: usize) -> Result<Storage> {
     let name = std::ffi::CString::new(MEMFD_NAME).expect("no NUL in the name");
     // SAFETY: `name` is NUL-terminated; the flags are valid.
-    let fd = unsafe {
-        libc::memfd_create(
-            name.as_ptr(),
-            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-        )
-    };
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
         return Err(Error::OutOfMemory(os_error(
             "could not create a shared-memory file (memfd_create; at the open-file limit? \
@@ -164,7 +160,9 @@ pub fn alloc(nbytes: usize) -> Result<Storage> {
     let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
     // SAFETY: as above; sealing only restricts later changes to the file.
     if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) } != 0 {
-        return Err(Error::OutOfMemory(os_error("could not seal a shared-memory file")));
+        return Err(Error::OutOfMemory(os_error(
+            "could not seal a shared-memory file",
+        )));
     }
     let start = map(fd, len, false)?;
     Ok(storage_over(guard.keep(), start, len, nbytes))
@@ -322,13 +320,17 @@ pub fn import(d: &Description) -> Result<Tensor> {
         ));
     }
     let len = usize::try_from(file_size).map_err(|_| {
-        Error::Overflow(format!("a {file_size}-byte file does not fit the address space"))
+        Error::Overflow(format!(
+            "a {file_size}-byte file does not fit the address space"
+        ))
     })?;
     let item = dtype.item_size();
     let byte_strides = layout::byte_strides(&d.strides, item)?;
     let (lo, hi) = layout::byte_extent(&d.shape, &byte_strides, item)?;
     let offset = i128::from(d.offset);
-    if layout::numel(&d.shape)? > 0 && (offset + i128::from(lo) < 0 || offset + i128::from(hi) > i128::from(d.size)) {
+    if layout::numel(&d.shape)? > 0
+        && (offset + i128::from(lo) < 0 || offset + i128::from(hi) > i128::from(d.size))
+    {
         return bad(format!(
             "shape {:?} with strides {:?} at offset {} reaches bytes [{}, {}) of a {}-byte \
              shared-memory file: outside it",
@@ -340,7 +342,11 @@ pub fn import(d: &Description) -> Result<Tensor> {
             d.size
         ));
     }
-    if d.offset > d.size || d.offset % dtype.alignment().next_power_of_two() as u64 != 0 {
+    if d.offset > d.size
+        || !d
+            .offset
+            .is_multiple_of(dtype.alignment().next_power_of_two() as u64)
+    {
         return bad(format!(
             "offset {} is outside the {}-byte file or not aligned to {} (alignment {})",
             d.offset,
@@ -400,7 +406,12 @@ mod tests {
         }
         let mut forged = d.clone();
         forged.size += 4096;
-        assert!(import(&forged).unwrap_err().message().contains("stale or forged"));
+        assert!(
+            import(&forged)
+                .unwrap_err()
+                .message()
+                .contains("stale or forged")
+        );
         let not_shared = Tensor::empty(DType::F32, &[2], Device::CPU, true).unwrap();
         assert!(!is_shared(&not_shared));
         assert!(is_shared(&share(&not_shared).unwrap()));

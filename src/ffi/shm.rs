@@ -195,8 +195,12 @@ unsafe fn dims(ndim: i32, p: *const i64, name: &str) -> Result<Option<Vec<i64>>>
         if name.is_empty() {
             return Ok(None);
         }
-        return Err(Error::NullArgument(format!("{name} is NULL but ndim is {ndim}")));
+        return Err(Error::NullArgument(format!(
+            "{name} is NULL but ndim is {ndim}"
+        )));
     }
     // SAFETY: forwarded contract.
-    Ok(Some(unsafe { std::slice::from_raw_parts(p, ndim as usize) }.to_vec()))
+    Ok(Some(
+        unsafe { std::slice::from_raw_parts(p, ndim as usize) }.to_vec(),
+    ))
 }

@@ -11,6 +11,7 @@ import os
 import pickle
 import resource
 import signal
+import socket
 import subprocess
 import sys
 
@@ -436,3 +437,67 @@ def test_as_many_shared_tensors_as_the_default_fd_limit_allows(tmp_path):
     assert alive >= 1024 - base - 16, (alive, base)  # every descriptor left is usable
     print(f"fd limit 1024: {sent} in flight at once, {alive} alive in one process")
 
+
+
+# A producer that uses only the C API (through ctypes: no dlshare Python package), in a process of
+# its own, feeding this Python process: the description's fields travel as text, the fd with
+# SCM_RIGHTS over a Unix socket.
+C_PRODUCER = r"""
+import ctypes, socket, sys
+
+lib = ctypes.CDLL(sys.argv[1])
+
+class DLDataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+class Desc(ctypes.Structure):
+    _fields_ = [("fd", ctypes.c_int32), ("offset", ctypes.c_uint64), ("size", ctypes.c_uint64),
+                ("dtype", DLDataType), ("ndim", ctypes.c_int32),
+                ("shape", ctypes.POINTER(ctypes.c_int64)),
+                ("strides", ctypes.POINTER(ctypes.c_int64)), ("read_only", ctypes.c_bool)]
+
+class DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device", ctypes.c_int32 * 2), ("ndim", ctypes.c_int32),
+                ("dtype", DLDataType), ("shape", ctypes.c_void_p), ("strides", ctypes.c_void_p),
+                ("byte_offset", ctypes.c_uint64)]
+
+shape = (ctypes.c_int64 * 2)(3, 5)
+t = ctypes.c_void_p()
+assert lib.dlshare_tensor_empty_shared(DLDataType(2, 64, 1), 2, shape, ctypes.byref(t)) == 0
+dl = DLTensor()
+assert lib.dlshare_tensor_info(t, ctypes.byref(dl), None) == 0
+values = (ctypes.c_double * 15).from_address(dl.data)
+for i in range(15):
+    values[i] = i * 0.5
+d = Desc()
+assert lib.dlshare_shm_export(t, ctypes.byref(d)) == 0
+sock = socket.socket(fileno=int(sys.argv[2]))
+text = f"{d.offset} {d.size} {d.dtype.code} {d.dtype.bits} {d.dtype.lanes} {d.shape[0]} {d.shape[1]} {d.strides[0]} {d.strides[1]}"
+socket.send_fds(sock, [text.encode()], [d.fd])
+assert sock.recv(1) == b"y"        # the consumer wrote into the tensor
+assert values[14] == -1.0
+assert lib.dlshare_tensor_release(t) == 0
+print("producer saw the write")
+"""
+
+
+def test_c_api_producer_feeds_a_python_consumer(tmp_path, no_shared_leaks):
+    here, there = socket.socketpair()
+    script = tmp_path / "producer.py"
+    script.write_text(C_PRODUCER)
+    producer = subprocess.Popen(
+        [sys.executable, str(script), dlshare.LIBRARY_PATH, str(there.fileno())],
+        pass_fds=[there.fileno()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    there.close()
+    message, fds, _, _ = socket.recv_fds(here, 1024, 1)
+    offset, size, code, bits, lanes, n0, n1, s0, s1 = map(int, message.split())
+    t = _shm.import_shared(fds[0], offset, size, (code, bits, lanes), (n0, n1), (s0, s1), False)
+    os.close(fds[0])
+    assert t.dtype == "float64" and t.is_shared_memory
+    np.testing.assert_array_equal(t.numpy(), np.arange(15).reshape(3, 5) * 0.5)
+    t.numpy()[2, 4] = -1.0
+    here.send(b"y")
+    out, err = producer.communicate(timeout=60)
+    assert producer.returncode == 0 and "saw the write" in out, err
+    here.close()
+    del t
