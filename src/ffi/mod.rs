@@ -21,6 +21,7 @@ pub mod names;
 pub mod pyexchange;
 pub mod pyext;
 pub mod python;
+pub mod shm;
 pub mod tensor;
 pub mod threads;
 pub mod version;
