@@ -56,6 +56,22 @@ def main() -> None:
     theirs = per_call_us(lambda: np.from_dlpack(x))
     rows.append(("as_tensor(torch tensor)", "np.from_dlpack(torch tensor)", ours, theirs, "us", "<= 1.0x", ours / theirs <= 1.0))
 
+    try:
+        import tvm_ffi  # apache-tvm-ffi: a consumer of DLPack 1.3's C exchange API (issue 11)
+    except ImportError:
+        tvm_ffi = None
+    if tvm_ffi is not None:
+        # 16 x f32, each producer's own tensor; torch and dlshare publish the exchange API,
+        # NumPy goes through a capsule
+        a16 = np.zeros(16, dtype=np.float32)
+        x16 = torch.zeros(16)
+        d16 = dlshare.from_numpy(a16)
+        torch_us = per_call_us(lambda: tvm_ffi.from_dlpack(x16))
+        numpy_us = per_call_us(lambda: tvm_ffi.from_dlpack(a16))
+        ours = per_call_us(lambda: tvm_ffi.from_dlpack(d16))
+        rows.append(("tvm_ffi.from_dlpack(our tensor)", "tvm_ffi.from_dlpack(torch tensor)", ours, torch_us, "us", "<= 1.0x", ours / torch_us <= 1.0))
+        rows.append(("  the same", "tvm_ffi.from_dlpack(ndarray)", ours, numpy_us, "us", "(no target)", None))
+
     if hasattr(dlshare, "from_dataframe"):
         rng = np.random.default_rng(0)
         values = rng.standard_normal((1_000_000, 16))

@@ -113,6 +113,64 @@ fn versioned(t: Tensor, is_copied: bool) -> *mut DLManagedTensorVersioned {
     })
 }
 
+/// What a versioned export of a shared tensor (`share_versioned`) owns.
+struct SharedExport {
+    managed: DLManagedTensorVersioned,
+    tensor: std::sync::Arc<Tensor>,
+}
+
+/// Exports a tensor held behind an `Arc` (a handle's) as a versioned managed tensor in one
+/// allocation: the shape and strides arrays are the tensor's own, which the export keeps alive
+/// and nobody mutates. Flags as `to_versioned` (never IS_COPIED). Used by the DLPack C exchange
+/// API, where the export is the whole per-call cost.
+pub fn share_versioned(t: std::sync::Arc<Tensor>) -> *mut DLManagedTensorVersioned {
+    let mut flags = 0;
+    if t.is_read_only() {
+        flags |= FLAG_READ_ONLY;
+    }
+    if t.subbyte_padded {
+        flags |= FLAG_IS_SUBBYTE_TYPE_PADDED;
+    }
+    let export = Box::into_raw(Box::new(SharedExport {
+        managed: DLManagedTensorVersioned {
+            version: DLPackVersion {
+                major: DLPACK_MAJOR_VERSION,
+                minor: DLPACK_MINOR_VERSION,
+            },
+            manager_ctx: std::ptr::null_mut(),
+            deleter: Some(delete_shared),
+            flags,
+            dl_tensor: dl_tensor(&t, &mut [], &mut []),
+        },
+        tensor: t,
+    }));
+    // SAFETY: `export` is a fresh allocation owned here until it is handed out; the arrays
+    // pointed to belong to the Arc'd tensor the export holds (the consumer only reads them).
+    unsafe {
+        let e = &mut *export;
+        let ptr = |v: &[i64]| {
+            if v.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                v.as_ptr().cast_mut()
+            }
+        };
+        e.managed.dl_tensor.shape = ptr(&e.tensor.shape);
+        e.managed.dl_tensor.strides = ptr(&e.tensor.strides);
+        e.managed.manager_ctx = export.cast();
+        std::ptr::addr_of_mut!(e.managed)
+    }
+}
+
+unsafe extern "C" fn delete_shared(m: *mut DLManagedTensorVersioned) {
+    if m.is_null() {
+        return;
+    }
+    // SAFETY: `manager_ctx` is the Box made by `share_versioned`; the consumer calls the
+    // deleter once.
+    drop(unsafe { Box::from_raw((*m).manager_ctx.cast::<SharedExport>()) });
+}
+
 /// Exports as a legacy managed tensor. Refused for read-only tensors: the legacy format cannot
 /// say read-only, so the consumer would write into memory it must not.
 pub fn to_legacy(t: &Tensor) -> Result<*mut DLManagedTensor> {

@@ -160,7 +160,7 @@ unsafe extern "C" fn from_py_object(
         unsafe {
             match tensor_of(api, py_object) {
                 Ok((_, t)) => {
-                    *out = export::to_versioned(&t);
+                    *out = export::share_versioned(t);
                     0
                 }
                 Err(e) => {
