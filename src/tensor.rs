@@ -310,4 +310,71 @@ impl Tensor {
             .collect();
         (base, shape, strides, flips)
     }
+
+    /// A view of the same storage with a new `shape`, element `strides` (any sign, zero
+    /// allowed) and element `offset` of its index-(0, ..., 0) element relative to this tensor's
+    /// first element. Every element of the view must lie inside this tensor's element extent
+    /// (the range between its lowest and highest element). The view keeps the storage alive,
+    /// is read-only when this tensor is, and is not a fresh copy. A zero-size view starts at
+    /// this tensor's first element whatever the offset.
+    pub fn restride(&self, shape: &[i64], strides: &[i64], offset: i64) -> Result<Tensor> {
+        if shape.len() != strides.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{} strides given for {} dimensions",
+                strides.len(),
+                shape.len()
+            )));
+        }
+        let n = layout::numel(shape)?;
+        if self.dtype.is_subbyte() && !self.subbyte_padded {
+            return Err(Error::UnsupportedDtype(format!(
+                "packed {} elements have no element addresses; views of them are not supported",
+                self.dtype
+            )));
+        }
+        let mut view = Tensor {
+            storage: self.storage.clone(),
+            data: self.data,
+            byte_offset: self.byte_offset,
+            dtype: self.dtype,
+            shape: shape.to_vec(),
+            strides: strides.to_vec(),
+            read_only: self.read_only,
+            is_copy: false,
+            subbyte_padded: self.subbyte_padded,
+        };
+        if n == 0 {
+            return Ok(view);
+        }
+        if self.numel() == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "a view of shape {shape:?} needs elements, but the tensor (shape {:?}) has none",
+                self.shape
+            )));
+        }
+        let (src_lo, src_hi) = layout::extent(&self.shape, &self.strides);
+        let (lo, hi) = layout::extent(shape, strides);
+        let (lo, hi) = (lo + i128::from(offset), hi + i128::from(offset));
+        if lo < src_lo || hi > src_hi {
+            return Err(Error::InvalidArgument(format!(
+                "a view with shape {shape:?}, strides {strides:?} and offset {offset} reaches \
+                 elements {lo}..={hi}, outside the tensor's elements {src_lo}..={src_hi} \
+                 (shape {:?}, strides {:?}); shrink the view",
+                self.shape, self.strides
+            )));
+        }
+        let item = self.dtype.item_size() as i128;
+        let byte_offset = i128::from(self.byte_offset) + i128::from(offset) * item;
+        match u64::try_from(byte_offset) {
+            Ok(b) => view.byte_offset = b,
+            Err(_) => {
+                // Before `data`: point `data` at the view's first element instead.
+                view.data = self
+                    .data_ptr()
+                    .wrapping_offset((i128::from(offset) * item) as isize);
+                view.byte_offset = 0;
+            }
+        }
+        Ok(view)
+    }
 }
