@@ -218,6 +218,30 @@ pub(crate) fn byte_stride(s: i64, item_size: usize) -> Result<i64> {
     })
 }
 
+/// Element strides to byte strides, overflow-checked. A zero-size array touches no memory, so
+/// its strides only need to be representable: they saturate instead of failing (an export of
+/// a `(0, INT64_MAX)` tensor must re-import).
+pub fn byte_strides_for(shape: &[i64], strides: &[i64], item_size: usize) -> Result<Vec<i64>> {
+    let mut out = strides.to_vec();
+    to_byte_strides(shape, item_size, &mut out)?;
+    Ok(out)
+}
+
+/// `byte_strides_for` in place: `strides` (element strides of `shape`) become byte strides.
+pub(crate) fn to_byte_strides(shape: &[i64], item_size: usize, strides: &mut [i64]) -> Result<()> {
+    if shape.contains(&0) {
+        let item = i64::try_from(item_size).unwrap_or(i64::MAX);
+        for s in strides.iter_mut() {
+            *s = s.saturating_mul(item);
+        }
+        return Ok(());
+    }
+    for s in strides.iter_mut() {
+        *s = byte_stride(*s, item_size)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn, ShapeBuilder};
 
+use crate::alloc;
 use crate::device::Device;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::layout;
+use crate::source::{Source, SourceRef};
 use crate::storage::{Release, Storage};
 
 #[derive(Clone)]
@@ -72,11 +74,8 @@ impl Tensor {
             )));
         }
         let device = device.validate()?;
-        let on_cpu = device.device_type == crate::device::device_type::CPU;
-        if !on_cpu {
-            // CUDA and pinned memory (crate::cuda); fails early when the device is unusable
-            crate::cuda::check_alloc(device)?;
-        }
+        // Fails early, before the size is computed, when the device is unusable.
+        alloc::check(device)?;
         let n = layout::numel(shape)?;
         let nbytes = n
             .checked_mul(dtype.item_size() as u64)
@@ -87,11 +86,7 @@ impl Tensor {
                     "{n} elements of {dtype} do not fit in the address space"
                 ))
             })?;
-        if on_cpu {
-            Storage::alloc_cpu(nbytes, zeroed)
-        } else {
-            crate::cuda::alloc(device, nbytes, zeroed)
-        }
+        alloc::alloc(device, nbytes, zeroed)
     }
 
     /// A C-contiguous tensor over freshly allocated owned storage.
@@ -376,5 +371,31 @@ impl Tensor {
             }
         }
         Ok(view)
+    }
+}
+
+impl Tensor {
+    /// This tensor as a conversion source over `byte_strides` (its strides in bytes, from
+    /// `layout::to_byte_strides`): the one place a tensor becomes a `Source`.
+    pub(crate) fn source_ref<'a>(&'a self, byte_strides: &'a [i64]) -> SourceRef<'a> {
+        SourceRef {
+            data: self.data,
+            byte_offset: self.byte_offset,
+            dtype: self.dtype,
+            shape: &self.shape,
+            byte_strides,
+            device: self.device(),
+            read_only: self.read_only,
+            byte_swapped: false,
+            subbyte_padded: self.subbyte_padded,
+        }
+    }
+}
+
+impl Source {
+    /// A source over an existing tensor.
+    pub fn of_tensor(t: &Tensor) -> Result<Source> {
+        let byte_strides = layout::byte_strides_for(&t.shape, &t.strides, t.dtype.item_size())?;
+        Ok(t.source_ref(&byte_strides).to_source())
     }
 }

@@ -90,7 +90,6 @@ pub(super) enum Res<V> {
     Missing,
 }
 
-
 /// How an element type and a column kind become output cells.
 pub(super) trait Encoding: Sync + Copy {
     type V: Copy + Send;

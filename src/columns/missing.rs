@@ -63,7 +63,6 @@ impl<E: Encoding> Resolver<E> {
     }
 }
 
-
 pub(super) fn missing_error(columns: &[usize]) -> Error {
     let list: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
     Error::InvalidArgument(format!(

@@ -248,7 +248,6 @@ impl<'a> Column<'a> {
     }
 }
 
-
 /// Builds a `rows x (sum of column widths)` C-contiguous tensor from `columns`, per `opts`
 /// (see the module documentation). The result owns fresh memory (`is_copy`).
 pub fn tensor_from_columns(columns: &[Column<'_>], opts: &ColumnsOptions) -> Result<Tensor> {

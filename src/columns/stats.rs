@@ -106,11 +106,15 @@ pub(super) enum Stats {
     Counts { counts: Vec<u64>, rows: u64 },
 }
 
-
 /// Adds one result to the statistics: a present value (first pass), a fill row, or the squared
 /// deviation from `mean` (second pass).
 #[inline(always)]
-pub(super) fn visit_moments<E: Encoding>(m: &mut Moments, enc: &E, res: Res<E::V>, mean: Option<f64>) {
+pub(super) fn visit_moments<E: Encoding>(
+    m: &mut Moments,
+    enc: &E,
+    res: Res<E::V>,
+    mean: Option<f64>,
+) {
     match (res, mean) {
         (Res::Fill(_), None) => m.fills += 1,
         (Res::Fill(x), Some(mean)) => m.m2 += (x - mean) * (x - mean),
@@ -153,7 +157,6 @@ pub(super) fn scan_moments<E: Encoding>(
         m2: a.m2 + b.m2,
     }
 }
-
 
 /// The per-column plans: fill values and normalisations, from a statistics pass when needed.
 pub(super) fn plan(

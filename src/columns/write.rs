@@ -134,7 +134,6 @@ impl<E: Encoding> BlockWriter for Writer<'_, E> {
     }
 }
 
-
 impl<E: Encoding> ColumnOps for Typed<E> {
     fn width(&self) -> usize {
         self.0.width()
@@ -224,7 +223,11 @@ impl<E: Encoding> ColumnOps for Typed<E> {
 }
 
 /// Checks one column and gives its typed operations.
-pub(super) fn prepare<'c>(index: usize, c: &'c Column<'_>, rows: usize) -> Result<Box<dyn ColumnOps + 'c>> {
+pub(super) fn prepare<'c>(
+    index: usize,
+    c: &'c Column<'_>,
+    rows: usize,
+) -> Result<Box<dyn ColumnOps + 'c>> {
     if c.len != rows {
         return Err(Error::InvalidArgument(format!(
             "column {index} has {} rows, column 0 has {rows}; all columns must have the same \
@@ -316,7 +319,6 @@ pub(super) fn check_output_dtype(opts: &ColumnsOptions) -> Result<DType> {
     }
     Ok(dtype)
 }
-
 
 /// Threads for `bytes` of traffic split over `items` independent pieces: the copy kernels' rule
 /// (at most `dlshare_set_num_threads`' cap, at least `PARALLEL_MIN_BYTES` per thread).

@@ -21,8 +21,8 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 pub(crate) use cast::for_int_kind;
-pub(crate) use parallel::map as parallel_map;
 pub use cast::{can_cast, cast_scalar_bytes};
+pub(crate) use parallel::map as parallel_map;
 pub use parallel::{
     PARALLEL_MIN_BYTES, default_num_threads, num_threads, set_num_threads, set_parallel_min_bytes,
 };

@@ -56,12 +56,22 @@ pub(super) unsafe fn simple_call(
     }
 }
 
-pub(super) unsafe extern "C" fn py_from_numpy(_m: Obj, args: *const Obj, nargs: isize, kwnames: Obj) -> Obj {
+pub(super) unsafe extern "C" fn py_from_numpy(
+    _m: Obj,
+    args: *const Obj,
+    nargs: isize,
+    kwnames: Obj,
+) -> Obj {
     // SAFETY: called by CPython as a METH_FASTCALL|METH_KEYWORDS function.
     unsafe { convert_call(args, nargs, kwnames, Mode::Share) }
 }
 
-pub(super) unsafe extern "C" fn py_as_tensor(_m: Obj, args: *const Obj, nargs: isize, kwnames: Obj) -> Obj {
+pub(super) unsafe extern "C" fn py_as_tensor(
+    _m: Obj,
+    args: *const Obj,
+    nargs: isize,
+    kwnames: Obj,
+) -> Obj {
     // SAFETY: called by CPython as a METH_FASTCALL|METH_KEYWORDS function.
     unsafe { convert_call(args, nargs, kwnames, Mode::ShareOrCopy) }
 }
@@ -98,7 +108,12 @@ pub(super) unsafe fn convert_call(args: *const Obj, nargs: isize, kwnames: Obj, 
 
 /// `_wrap(address, shared, reason)`: a Tensor object taking ownership of the handle at
 /// `address` (made by a cffi call in the Python package).
-pub(super) unsafe extern "C" fn py_wrap(_m: Obj, args: *const Obj, nargs: isize, kwnames: Obj) -> Obj {
+pub(super) unsafe extern "C" fn py_wrap(
+    _m: Obj,
+    args: *const Obj,
+    nargs: isize,
+    kwnames: Obj,
+) -> Obj {
     configured(|api, st| {
         // SAFETY: GIL held; vectorcall arguments.
         unsafe {
@@ -138,7 +153,12 @@ pub(super) unsafe extern "C" fn py_wrap(_m: Obj, args: *const Obj, nargs: isize,
 
 /// `_configure(tensor_class, ndarray, from_numpy, as_tensor, dlpack)`: registers the Python
 /// side.
-pub(super) unsafe extern "C" fn py_configure(_m: Obj, args: *const Obj, nargs: isize, kwnames: Obj) -> Obj {
+pub(super) unsafe extern "C" fn py_configure(
+    _m: Obj,
+    args: *const Obj,
+    nargs: isize,
+    kwnames: Obj,
+) -> Obj {
     let Some(api) = api() else {
         return std::ptr::null_mut();
     };

@@ -106,7 +106,8 @@ pub(super) unsafe fn from_exchange(
         let bytes = shape.iter().map(|&n| n.max(0) as u128).product::<u128>()
             * (dl.dtype.bits as u128 * dl.dtype.lanes as u128 / 8);
         match maybe_without_gil(api, bytes > RELEASE_GIL_BYTES as u128, || {
-            import::import_versioned(managed, opts)
+            let imported = import::import_versioned(managed)?;
+            crate::convert::convert(&imported.source, opts, || imported.owner.storage())
         }) {
             Ok((t, d)) => Some(publish(api, st, reservation, t, &d)),
             Err(_) => {

@@ -183,7 +183,12 @@ pub(super) unsafe extern "C" fn tensor_dlpack_device(o: Obj, _unused: Obj) -> Ob
 
 /// `__dlpack__` for CPU tensors asked with the keywords consumers use (max_version, and
 /// stream/dl_device/copy that ask for nothing); everything else goes to the Python method.
-pub(super) unsafe extern "C" fn tensor_dlpack(o: Obj, args: *const Obj, nargs: isize, kwnames: Obj) -> Obj {
+pub(super) unsafe extern "C" fn tensor_dlpack(
+    o: Obj,
+    args: *const Obj,
+    nargs: isize,
+    kwnames: Obj,
+) -> Obj {
     configured(|api, st| {
         // SAFETY: GIL held; vectorcall arguments as CPython passes them.
         unsafe {
