@@ -35,7 +35,7 @@ pub(super) unsafe fn exchange_import(api: &Api, tp: Obj) -> Option<ExchangeFn> {
             None
         } else {
             let table = (api.capsule_get_pointer)(capsule, c"dlpack_exchange_api".as_ptr())
-                .cast::<ExchangeApi>();
+                .cast::<DLPackExchangeAPI>();
             let f = match table.as_ref() {
                 None => {
                     (api.err_clear)();
@@ -57,17 +57,7 @@ pub(super) unsafe fn exchange_import(api: &Api, tp: Obj) -> Option<ExchangeFn> {
     found
 }
 
-pub(super) type ExchangeFn = unsafe extern "C" fn(Obj, *mut *mut DLManagedTensorVersioned) -> c_int;
-
-/// The start of DLPack 1.3's `DLPackExchangeAPI` (header, allocator, then the function used
-/// here).
-#[repr(C)]
-pub(super) struct ExchangeApi {
-    pub(super) version: DLPackVersion,
-    pub(super) prev_api: *mut c_void,
-    pub(super) managed_tensor_allocator: *mut c_void,
-    pub(super) managed_tensor_from_py_object_no_sync: Option<ExchangeFn>,
-}
+pub(super) use crate::dlpack::DLPackManagedTensorFromPyObjectNoSync as ExchangeFn;
 
 /// An object with the DLPack C exchange API (a torch.Tensor) imported per `opts`, CPU only;
 /// None when the Python path must handle it.

@@ -30,7 +30,7 @@ use super::handles::{self, dlshare_tensor};
 use super::python::{dlshare_pycapsule_destructor, py_symbol, run_deleter};
 use crate::convert::{Decision, Mode, Options};
 use crate::device::{Device, device_type};
-use crate::dlpack::{DLManagedTensorVersioned, DLPackVersion, export, import};
+use crate::dlpack::{DLManagedTensorVersioned, DLPackExchangeAPI, export, import};
 use crate::dtype::DType;
 use crate::tensor::Tensor;
 
