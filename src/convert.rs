@@ -1,5 +1,6 @@
-//! The conversion decision (docs/design.md, "The decision"): given a source array and what the caller asked for,
-//! share the memory, copy it (saying why), or refuse (saying why and what to do instead).
+//! The conversion decision (docs/design.md, "The decision"): given a source array and what the
+//! caller asked for, share the memory, copy it (saying why), or refuse (saying why and what to
+//! do instead).
 
 use std::fmt;
 use std::sync::Arc;
