@@ -31,6 +31,8 @@ pub mod layout;
 /// cbindgen:ignore
 pub mod reason;
 /// cbindgen:ignore
+pub mod shm;
+/// cbindgen:ignore
 pub mod source;
 /// cbindgen:ignore
 pub mod storage;
