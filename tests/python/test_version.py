@@ -51,3 +51,30 @@ def test_python_metadata_has_no_second_version():
     pyproject = (REPO / "bindings" / "python" / "pyproject.toml").read_text()
     assert re.search(r'^dynamic\s*=\s*\[[^\]]*"version"', pyproject, flags=re.M)
     assert not re.search(r"^version\s*=", pyproject, flags=re.M)
+
+
+def test_package_and_library_come_from_the_expected_install():
+    """scripts/test-dist.sh sets DLSHARE_EXPECT_PREFIX to the virtual environment it installed
+    the wheel or sdist into: the package, its header and the loaded library must all be that
+    install's, not the checkout's (and no DLSHARE_LIBRARY override may be set)."""
+    import os
+    import sys
+
+    import pytest
+
+    prefix = os.environ.get("DLSHARE_EXPECT_PREFIX")
+    if not prefix:
+        pytest.skip("skipped: DLSHARE_EXPECT_PREFIX not set (only scripts/test-dist.sh sets it)")
+    prefix = pathlib.Path(prefix).resolve()
+    assert pathlib.Path(sys.prefix).resolve() == prefix
+    assert "DLSHARE_LIBRARY" not in os.environ
+    package = pathlib.Path(dlshare.__file__).resolve()
+    assert prefix in package.parents, package
+    assert REPO / "bindings" not in package.parents, package
+    library = pathlib.Path(_ffi.LIBRARY_PATH).resolve()
+    assert library == package.parent / "libdlshare.so"
+    assert _ffi._header_path().resolve() == package.parent / "dlshare.h"
+    with open("/proc/self/maps") as maps:
+        mapped = {pathlib.Path(line.split()[-1]).resolve() for line in maps
+                  if line.rstrip().endswith(".so") and "libdlshare" in line}
+    assert mapped == {library}, mapped
