@@ -12,6 +12,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --all-targets -- -D warnings
+echo "== cargo clippy --no-default-features (the crate without its cuda and ndarray features)"
+cargo clippy --no-default-features --all-targets -- -D warnings
 echo "== cargo test"
 cargo test
 echo "== C and C++ tests (CMake package + ctest: tests/c, tests/cpp, README examples)"

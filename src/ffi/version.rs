@@ -15,12 +15,11 @@ pub const DLSHARE_VERSION_PATCH: u32 = 0;
 
 // The version comes from Cargo.toml alone: the string is the crate's, and the header's macros
 // above (plain literals, as cbindgen needs them) must match it or the crate does not compile.
-const VERSION: &CStr = match CStr::from_bytes_with_nul(
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
-) {
-    Ok(version) => version,
-    Err(_) => panic!("CARGO_PKG_VERSION contains a NUL byte"),
-};
+const VERSION: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(version) => version,
+        Err(_) => panic!("CARGO_PKG_VERSION contains a NUL byte"),
+    };
 
 // Used only by the const assertion below, which rustc 1.88 (the MSRV) does not count as a use.
 #[allow(dead_code)]
