@@ -12,6 +12,9 @@
 #     the library from its own rust/ folder; pip's build isolation fetches setuptools), then the
 #     whole Python test suite.
 #
+# `wheel-smoke` (not run by default; scripts/test.sh runs it): the wheel in a venv that sees the
+# system's packages, no Rust on PATH, and only the version, license, ABI and conversion tests.
+#
 # In every run DLSHARE_EXPECT_PREFIX makes tests/python/test_version.py check that the package,
 # its header and the loaded libdlshare.so are the venv's, not the checkout's.
 #
@@ -89,6 +92,19 @@ stage_wheel_system() {
   run_tests "$venv" "$path" tests/python
 }
 
+stage_wheel_smoke() {  # the quick check scripts/test.sh runs: no downloads, a few test files
+  local venv=$work/wheel-smoke path
+  rm -rf "$venv"
+  "$PY" -m venv --system-site-packages "$venv"
+  path=$(no_rust_path "$venv")
+  env PATH="$path" bash -c '! command -v cargo && ! command -v rustc' >/dev/null \
+    || fail "cargo or rustc is still on PATH ($path)"
+  say "wheel-smoke: pip install --no-deps $(basename "$wheel")"
+  env PATH="$path" "$venv/bin/python" -m pip install -q --no-deps --force-reinstall "$wheel"
+  run_tests "$venv" "$path" tests/python/test_version.py tests/python/test_license.py \
+    tests/python/test_abi.py tests/python/test_conversions.py
+}
+
 stage_sdist() {
   local venv=$work/sdist start
   rm -rf "$venv"
@@ -111,7 +127,8 @@ for stage in "${stages[@]}"; do
     wheel-fresh) stage_wheel_fresh ;;
     wheel-system) stage_wheel_system ;;
     sdist) stage_sdist ;;
-    *) fail "unknown stage $stage (wheel-fresh, wheel-system, sdist)" ;;
+    wheel-smoke) stage_wheel_smoke ;;
+    *) fail "unknown stage $stage (wheel-fresh, wheel-system, sdist, wheel-smoke)" ;;
   esac
 done
 say "passed: ${stages[*]}"
