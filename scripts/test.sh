@@ -3,7 +3,10 @@
 # tests (cargo test), the C and C++ tests against the installed CMake package (ctest), the
 # Python tests against the installed Python package (pytest, twice: with the library's CPython
 # fast path and on cffi alone; it also checks the Julia
-# package's sources and ccall contract), and the Julia tests when julia is installed.
+# package's sources and ccall contract), the manylinux wheel (scripts/build-wheel.sh, about two
+# minutes from scratch) installed and smoke-tested without Rust on PATH (the full distribution
+# tests, scripts/test-dist.sh, download from PyPI and run separately), and the Julia tests when
+# julia is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
