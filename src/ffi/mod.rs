@@ -20,6 +20,7 @@ pub mod memory;
 pub mod names;
 pub mod pyext;
 pub mod python;
+pub mod shm;
 pub mod tensor;
 pub mod threads;
 pub mod version;
