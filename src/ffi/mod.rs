@@ -18,7 +18,6 @@ pub mod dlpack;
 pub mod handles;
 pub mod memory;
 pub mod names;
-pub mod pyexchange;
 pub mod pyext;
 pub mod python;
 pub mod shm;

@@ -9,35 +9,30 @@
 //! failure; outside a CPython process they fail without one. `managed_tensor_allocator` and
 //! `current_work_stream` need no Python.
 
-use std::ffi::{CStr, CString, c_char, c_int, c_void};
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ffi::CString;
 
-use super::handles::{self, dlshare_tensor};
-use super::pyext::{Api, Obj, PyTensor, api, publish, state, type_of};
-use crate::convert::{Mode, Options};
-use crate::device::{Device, device_type};
+use super::*;
 use crate::dlpack::{
-    DLDevice, DLManagedTensorVersioned, DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION, DLPackVersion,
-    DLTensor, export, import,
+    DLDevice, DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION, DLPackExchangeAPI, DLPackVersion,
+    DLTensor,
 };
-use crate::dtype::DType;
-use crate::tensor::Tensor;
 
 /// `SetError(error_ctx, kind, message)` of the allocator.
 pub type DLPackSetError = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char);
 
-/// DLPack 1.3 `DLPackExchangeAPIHeader` (declared in the header's DLPack section).
+/// DLPack 1.3 `DLPackExchangeAPIHeader`.
 #[repr(C)]
-pub struct DLPackExchangeAPIHeader {
-    pub version: DLPackVersion,
-    pub prev_api: *mut DLPackExchangeAPIHeader,
+struct TableHeader {
+    version: DLPackVersion,
+    prev_api: *mut TableHeader,
 }
 
-/// DLPack 1.3 `DLPackExchangeAPI` (declared in the header's DLPack section).
+/// DLPack 1.3 `DLPackExchangeAPI` with every entry typed (`crate::dlpack::DLPackExchangeAPI`
+/// is the consumer's view of the same layout, and the type the header declares).
 #[repr(C)]
-pub struct DLPackExchangeAPI {
-    pub header: DLPackExchangeAPIHeader,
-    pub managed_tensor_allocator: Option<
+struct ProducerTable {
+    header: TableHeader,
+    managed_tensor_allocator: Option<
         unsafe extern "C" fn(
             *mut DLTensor,
             *mut *mut DLManagedTensorVersioned,
@@ -45,28 +40,31 @@ pub struct DLPackExchangeAPI {
             Option<DLPackSetError>,
         ) -> c_int,
     >,
-    pub managed_tensor_from_py_object_no_sync:
+    managed_tensor_from_py_object_no_sync:
         Option<unsafe extern "C" fn(*mut c_void, *mut *mut DLManagedTensorVersioned) -> c_int>,
-    pub managed_tensor_to_py_object_no_sync:
+    managed_tensor_to_py_object_no_sync:
         Option<unsafe extern "C" fn(*mut DLManagedTensorVersioned, *mut *mut c_void) -> c_int>,
-    pub dltensor_from_py_object_no_sync:
+    dltensor_from_py_object_no_sync:
         Option<unsafe extern "C" fn(*mut c_void, *mut DLTensor) -> c_int>,
-    pub current_work_stream: Option<unsafe extern "C" fn(i32, i32, *mut *mut c_void) -> c_int>,
+    current_work_stream: Option<unsafe extern "C" fn(i32, i32, *mut *mut c_void) -> c_int>,
 }
 
 #[cfg(target_pointer_width = "64")]
 const _: () = {
-    assert!(std::mem::size_of::<DLPackExchangeAPIHeader>() == 16);
-    assert!(std::mem::size_of::<DLPackExchangeAPI>() == 56);
-    assert!(std::mem::offset_of!(DLPackExchangeAPI, managed_tensor_from_py_object_no_sync) == 24);
+    assert!(std::mem::size_of::<TableHeader>() == 16);
+    assert!(std::mem::size_of::<ProducerTable>() == std::mem::size_of::<DLPackExchangeAPI>());
+    assert!(
+        std::mem::offset_of!(ProducerTable, managed_tensor_from_py_object_no_sync)
+            == std::mem::offset_of!(DLPackExchangeAPI, managed_tensor_from_py_object_no_sync)
+    );
 };
 
-struct Table(DLPackExchangeAPI);
+struct Table(ProducerTable);
 // SAFETY: an immutable table of function pointers (prev_api is NULL).
 unsafe impl Sync for Table {}
 
-static TABLE: Table = Table(DLPackExchangeAPI {
-    header: DLPackExchangeAPIHeader {
+static TABLE: Table = Table(ProducerTable {
+    header: TableHeader {
         version: DLPackVersion {
             major: DLPACK_MAJOR_VERSION,
             minor: DLPACK_MINOR_VERSION,
@@ -82,7 +80,7 @@ static TABLE: Table = Table(DLPackExchangeAPI {
 
 /// The table (static, never freed).
 pub(super) fn table() -> *const DLPackExchangeAPI {
-    &TABLE.0
+    (&raw const TABLE.0).cast()
 }
 
 /// DLPack 1.3's C exchange API table for dlshare tensors, the one
@@ -239,7 +237,10 @@ unsafe extern "C" fn to_py_object(
         // SAFETY: the caller owns `tensor` (contract); on success dlshare does, on failure the
         // caller still does. GIL held for the new object.
         unsafe {
-            match import::import_versioned(tensor, &opts) {
+            let imported = import::import_versioned(tensor).and_then(|imported| {
+                crate::convert::convert(&imported.source, &opts, || imported.owner.storage())
+            });
+            match imported {
                 Ok((t, d)) => {
                     let o = publish(api, st, reservation, t, &d);
                     if o.is_null() {
