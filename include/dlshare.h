@@ -1015,17 +1015,6 @@ DLSHARE_API enum dlshare_status dlshare_device_from_name(const char *name, DLDev
 DLSHARE_API enum dlshare_status dlshare_device_name(DLDevice device, char *buf, size_t len);
 
 /*
- DLPack 1.3's C exchange API table for dlshare tensors, the one
- `dlshare.Tensor.__dlpack_c_exchange_api__` holds; static, never freed, never NULL. From C,
- `managed_tensor_allocator` (a new 256-byte-aligned tensor of the prototype's dtype, shape
- and device, exported as a managed tensor the caller frees with its deleter) and
- `current_work_stream` (NULL for CPU, dlshare's stream for CUDA) are usable anywhere; the
- functions taking a `PyObject *` work only inside a CPython process running the dlshare
- package's native path, with the GIL held, and return -1 otherwise.
- */
-const DLPackExchangeAPI *dlshare_dlpack_exchange_api(void);
-
-/*
  CPython only: the native part of the Python package, a dict of callables and the
  `TensorBase` type, as a new reference to a Python object (`PyObject *`). Call it through
  `ctypes.PyDLL(...).dlshare_python_module` with `restype = ctypes.py_object`, with the GIL
@@ -1034,6 +1023,17 @@ const DLPackExchangeAPI *dlshare_dlpack_exchange_api(void);
  visible in this process (not a CPython process). C programs have no use for it.
  */
 DLSHARE_API void *dlshare_python_module(void);
+
+/*
+ DLPack 1.3's C exchange API table for dlshare tensors, the one
+ `dlshare.Tensor.__dlpack_c_exchange_api__` holds; static, never freed, never NULL. From C,
+ `managed_tensor_allocator` (a new 256-byte-aligned tensor of the prototype's dtype, shape
+ and device, exported as a managed tensor the caller frees with its deleter) and
+ `current_work_stream` (NULL for CPU, dlshare's stream for CUDA) are usable anywhere; the
+ functions taking a `PyObject *` work only inside a CPython process running the dlshare
+ package's native path, with the GIL held, and return -1 otherwise.
+ */
+DLSHARE_API const DLPackExchangeAPI *dlshare_dlpack_exchange_api(void);
 
 /*
  Whether `dlshare_pycapsule_destructor` can work in this process (CPython's capsule functions
