@@ -936,6 +936,29 @@ enum dlshare_status dlshare_tensor_to_dlpack_legacy(const struct dlshare_tensor 
                                                     DLManagedTensor **out_managed);
 
 /*
+ Imports `py_object` (a `PyObject *`) through its producer's DLPack 1.3 exchange API table
+ `api` per `options` (NULL = SHARE_OR_COPY): the table is checked (non-NULL, major version 1,
+ `managed_tensor_from_py_object_no_sync` set), the producer's function is called, and the
+ managed tensor it hands out is imported as by `dlshare_tensor_from_dlpack`. The caller holds
+ the GIL (the producer's function runs Python's C API); no stream synchronisation is done.
+ **Ownership**: the managed tensor the producer hands out is dlshare's: imported, or freed
+ with its deleter before this function returns on failure. `*tensor_out` is a new handle
+ owned by the caller; untouched on failure. When the producer's function fails, its Python
+ exception (if any) stays set for the caller.
+
+ # Safety
+ `api` NULL or a valid table whose functions follow DLPack 1.3; `py_object` a live object of
+ the producer's type (or NULL, refused); `options` NULL or valid; `tensor_out` and
+ `decision_out` NULL or writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_from_exchange_api(const DLPackExchangeAPI *api,
+                                                     void *py_object,
+                                                     const struct dlshare_options *options,
+                                                     struct dlshare_tensor **tensor_out,
+                                                     struct dlshare_decision *decision_out);
+
+/*
  Sets how many bytes of freed large CPU buffers (2 MiB and more) dlshare keeps mapped for the
  next tensor of the same size, in all. Reused memory is already faulted in, so a pipeline
  that converts batches of one size skips the page faults of fresh memory (on a VM these can

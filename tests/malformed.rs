@@ -17,10 +17,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
+use dlshare::dlpack::{DLPackExchangeAPI, DLPackManagedTensorFromPyObjectNoSync};
 use dlshare::ffi::columns::dlshare_column_kind::*;
 use dlshare::ffi::columns::dlshare_nan_policy::*;
 use dlshare::ffi::columns::dlshare_normalize::*;
 use dlshare::ffi::columns::*;
+use dlshare::ffi::exchange::dlshare_tensor_from_exchange_api;
 use dlshare::ffi::memory::{dlshare_get_cache_limit, dlshare_set_cache_limit};
 use dlshare::ffi::names::*;
 use dlshare::ffi::pyext::dlshare_python_module;
@@ -1581,6 +1583,130 @@ fn r03_major_max(c: &Case) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// DLPack C exchange API tables (dlshare_tensor_from_exchange_api). The "Python object" handed
+// to the producer's function is the managed tensor itself, which the fake producers return.
+
+unsafe extern "C" fn hand_over(obj: *mut c_void, out: *mut *mut DLManagedTensorVersioned) -> i32 {
+    // SAFETY: `out` is the importer's writable slot.
+    unsafe { *out = obj.cast() };
+    0
+}
+
+unsafe extern "C" fn fail(_obj: *mut c_void, _out: *mut *mut DLManagedTensorVersioned) -> i32 {
+    -1
+}
+
+unsafe extern "C" fn hand_nothing(
+    _obj: *mut c_void,
+    out: *mut *mut DLManagedTensorVersioned,
+) -> i32 {
+    // SAFETY: `out` is the importer's writable slot.
+    unsafe { *out = null_mut() };
+    0
+}
+
+fn exchange_table(
+    major: u32,
+    minor: u32,
+    f: Option<DLPackManagedTensorFromPyObjectNoSync>,
+) -> DLPackExchangeAPI {
+    DLPackExchangeAPI {
+        version: DLPackVersion { major, minor },
+        prev_api: null_mut(),
+        managed_tensor_allocator: null_mut(),
+        managed_tensor_from_py_object_no_sync: f,
+        managed_tensor_to_py_object_no_sync: null_mut(),
+        dltensor_from_py_object_no_sync: null_mut(),
+        current_work_stream: null_mut(),
+    }
+}
+
+/// Imports `obj` through `api`, checks the row, and that nothing was written on failure.
+fn exchange_case(c: &Case, api: *const DLPackExchangeAPI, obj: *mut c_void) -> *mut dlshare_tensor {
+    let mut h = SENTINEL;
+    let mut d = blank_decision();
+    let o = soc();
+    // SAFETY: the table, object and outputs of the case.
+    c.check(unsafe { dlshare_tensor_from_exchange_api(api, obj, &o, &mut h, &mut d) });
+    if c.row.status == DLSHARE_OK {
+        c.keep(h)
+    } else {
+        assert_eq!(h, SENTINEL, "{}: output written on failure", c.row.test);
+        h
+    }
+}
+
+/// A case whose producer is never asked for a tensor (or hands out none): the caller's producer
+/// is deleted by the caller.
+fn exchange_refused_before_import(c: &Case, api: &DLPackExchangeAPI, null_object: bool) {
+    let p = c.versioned(&f32_spec(&[2, 3]));
+    let obj = if null_object {
+        null_mut()
+    } else {
+        p.managed.cast()
+    };
+    exchange_case(c, api, obj);
+    assert_eq!(p.deletions(), 0);
+    call_deleter_versioned(p.managed);
+}
+
+fn x01_exchange_null_api(c: &Case) {
+    let p = c.versioned(&f32_spec(&[2]));
+    exchange_case(c, null(), p.managed.cast());
+    call_deleter_versioned(p.managed);
+}
+
+fn x02_exchange_version_2(c: &Case) {
+    exchange_refused_before_import(c, &exchange_table(2, 0, Some(hand_over)), false);
+}
+
+fn x03_exchange_version_0(c: &Case) {
+    exchange_refused_before_import(c, &exchange_table(0, 9, Some(hand_over)), false);
+}
+
+fn x04_exchange_null_function(c: &Case) {
+    exchange_refused_before_import(c, &exchange_table(1, 3, None), false);
+}
+
+fn x05_exchange_producer_fails(c: &Case) {
+    exchange_refused_before_import(c, &exchange_table(1, 3, Some(fail)), false);
+}
+
+fn x06_exchange_no_tensor(c: &Case) {
+    exchange_refused_before_import(c, &exchange_table(1, 3, Some(hand_nothing)), false);
+}
+
+fn x07_exchange_null_object(c: &Case) {
+    exchange_refused_before_import(c, &exchange_table(1, 3, Some(hand_over)), true);
+}
+
+fn x08_exchange_null_out(c: &Case) {
+    let p = c.versioned(&f32_spec(&[2]));
+    let api = exchange_table(1, 3, Some(hand_over));
+    // SAFETY: NULL output is the case.
+    c.check(unsafe {
+        dlshare_tensor_from_exchange_api(&api, p.managed.cast(), null(), null_mut(), null_mut())
+    });
+    assert_eq!(p.deletions(), 0);
+    call_deleter_versioned(p.managed);
+}
+
+fn x09_exchange_malformed_tensor(c: &Case) {
+    // the producer hands over a tensor with ndim -1: it is dlshare's, so dlshare deletes it
+    let p = c.versioned(&f32_spec(&[2, 3]));
+    // SAFETY: the producer's own struct, before it is handed over.
+    unsafe { (*p.managed).dl_tensor.ndim = -1 };
+    exchange_case(c, &exchange_table(1, 3, Some(hand_over)), p.managed.cast());
+    assert_eq!(p.deletions(), 1);
+}
+
+fn x10_exchange_imported(c: &Case) {
+    let p = c.versioned(&f32_spec(&[2, 3]));
+    exchange_case(c, &exchange_table(1, 3, Some(hand_over)), p.managed.cast());
+    assert_eq!(p.deletions(), 0); // shared: deleted when the handle is released (at the end)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Options.
 
 fn with_mode(mode: i32) -> dlshare_options {
@@ -2302,6 +2428,16 @@ catalogue! {
     r01_major_0: "dlshare_tensor_from_dlpack, dlshare_explain_dlpack", "version 0.0 (pre-1.0 layout; rest garbage)" => DLSHARE_ERR_UNSUPPORTED_VERSION, "major version is 0.0", "tests/ownership.rs other_major_versions_are_refused_without_reading_the_rest";
     r02_major_2: "dlshare_tensor_from_dlpack, dlshare_explain_dlpack", "version 2.0 (rest garbage)" => DLSHARE_ERR_UNSUPPORTED_VERSION, "major version is 2.0", "tests/ownership.rs other_major_versions_are_refused_without_reading_the_rest";
     r03_major_max: "dlshare_tensor_from_dlpack, dlshare_explain_dlpack", "version UINT32_MAX.0" => DLSHARE_ERR_UNSUPPORTED_VERSION, "major version is 4294967295.0", "tests/ownership.rs other_major_versions_are_refused_without_reading_the_rest";
+    x01_exchange_null_api: "dlshare_tensor_from_exchange_api", "api = NULL (no exchange API table)" => DLSHARE_ERR_NULL_ARGUMENT, "api is NULL", "tests/python/test_exchange_api.py (a capsule cannot hold NULL)";
+    x02_exchange_version_2: "dlshare_tensor_from_exchange_api", "table version 2.0" => DLSHARE_ERR_UNSUPPORTED_VERSION, "version 2.0", "tests/python/test_exchange_api.py test_malformed_exchange_tables_raise_a_clear_error";
+    x03_exchange_version_0: "dlshare_tensor_from_exchange_api", "table version 0.9" => DLSHARE_ERR_UNSUPPORTED_VERSION, "version 0.9", "";
+    x04_exchange_null_function: "dlshare_tensor_from_exchange_api", "managed_tensor_from_py_object_no_sync = NULL" => DLSHARE_ERR_INVALID_DLPACK, "managed_tensor_from_py_object_no_sync is NULL", "tests/python/test_exchange_api.py test_malformed_exchange_tables_raise_a_clear_error";
+    x05_exchange_producer_fails: "dlshare_tensor_from_exchange_api", "the producer's function returns -1" => DLSHARE_ERR_INVALID_DLPACK, "failed (returned -1)", "";
+    x06_exchange_no_tensor: "dlshare_tensor_from_exchange_api", "the producer's function returns 0 and no tensor" => DLSHARE_ERR_INVALID_DLPACK, "returned 0 but no managed tensor", "";
+    x07_exchange_null_object: "dlshare_tensor_from_exchange_api", "py_object = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "py_object is NULL", "";
+    x08_exchange_null_out: "dlshare_tensor_from_exchange_api", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", "";
+    x09_exchange_malformed_tensor: "dlshare_tensor_from_exchange_api", "the producer hands out a tensor with ndim -1" => DLSHARE_ERR_INVALID_DLPACK, "ndim is -1", "the handed-out tensor is deleted once by dlshare";
+    x10_exchange_imported: "dlshare_tensor_from_exchange_api", "a well-formed table and tensor" => DLSHARE_OK, "accepted: shared; the producer's deleter runs once, at the release", "tests/python/test_exchange_api.py";
     o01_view_mode_7: "dlshare_tensor_from_view", "options.mode = 7" => DLSHARE_ERR_INVALID_ARGUMENT, "options.mode is 7", "tests/c/test_errors.c bad_values";
     o02_dlpack_mode_negative: "dlshare_tensor_from_dlpack (+ _legacy)", "options.mode = -1 / INT32_MIN" => DLSHARE_ERR_INVALID_ARGUMENT, "options.mode is", OWN;
     o03_convert_mode_3: "dlshare_tensor_convert", "options.mode = 3" => DLSHARE_ERR_INVALID_ARGUMENT, "options.mode is 3", "";

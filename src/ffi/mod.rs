@@ -15,6 +15,7 @@ pub mod columns;
 pub mod convert;
 pub mod cuda;
 pub mod dlpack;
+pub mod exchange;
 pub mod handles;
 pub mod memory;
 pub mod names;
