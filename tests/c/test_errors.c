@@ -248,6 +248,7 @@ static void names(void) {
   static const char *const REASON_NAMES[] = {
       "none",       "read_only",    "negative_stride", "stride_not_item_multiple", "byte_order",
       "misaligned", "dtype_change", "device_change",   "copy_requested",
+      "lazy_conjugate", "lazy_negative", "requires_grad", "producer_copy",
   };
   int32_t i;
   CHECK(DLSHARE_ERR_PANIC == 14); /* the table below covers every code */
@@ -257,7 +258,8 @@ static void names(void) {
   CHECK(strcmp(dlshare_status_name(-1), "DLSHARE_UNKNOWN_STATUS") == 0);
   CHECK(strcmp(dlshare_status_name(DLSHARE_ERR_PANIC + 1), "DLSHARE_UNKNOWN_STATUS") == 0);
   CHECK(DLSHARE_REASON_COPY_REQUESTED == 8);
-  for (i = 0; i <= DLSHARE_REASON_COPY_REQUESTED; i++) {
+  CHECK(DLSHARE_REASON_PRODUCER_COPY == 12); /* the table covers every code (issue 11: 9-12) */
+  for (i = 0; i <= DLSHARE_REASON_PRODUCER_COPY; i++) {
     CHECK(strcmp(dlshare_reason_name(i), REASON_NAMES[i]) == 0);
   }
   CHECK(strcmp(dlshare_reason_name(99), "unknown") == 0);

@@ -78,6 +78,15 @@ void test_names_and_dtypes() {
   EXPECT(std::strcmp(dlshare::version(), dlshare_version()) == 0);
   EXPECT(std::strcmp(dlshare::status_name(DLSHARE_ERR_READ_ONLY), "DLSHARE_ERR_READ_ONLY") == 0);
   EXPECT(std::strcmp(dlshare::reason_name(DLSHARE_REASON_NEGATIVE_STRIDE), "negative_stride") == 0);
+  // the reasons bindings set (issue 11)
+  EXPECT(std::strcmp(dlshare::reason_name(DLSHARE_REASON_LAZY_CONJUGATE), "lazy_conjugate") == 0);
+  EXPECT(std::strcmp(dlshare::reason_name(DLSHARE_REASON_LAZY_NEGATIVE), "lazy_negative") == 0);
+  EXPECT(std::strcmp(dlshare::reason_name(DLSHARE_REASON_REQUIRES_GRAD), "requires_grad") == 0);
+  EXPECT(std::strcmp(dlshare::reason_name(DLSHARE_REASON_PRODUCER_COPY), "producer_copy") == 0);
+  // the DLPack exchange API table dlshare publishes
+  const DLPackExchangeAPI *api = dlshare_dlpack_exchange_api();
+  EXPECT(api != nullptr && api->header.version.major == 1 && api->header.version.minor == 3);
+  EXPECT(api->managed_tensor_allocator != nullptr && api->current_work_stream != nullptr);
 
   static_assert(dlshare::same_dtype(dlshare::dtype_of<bool>(), DLDataType{kDLBool, 8, 1}));
   static_assert(dlshare::same_dtype(dlshare::dtype_of<int8_t>(), DLDataType{kDLInt, 8, 1}));
