@@ -9,6 +9,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 /// cbindgen:ignore
+pub mod arrow;
+/// cbindgen:ignore
 pub mod columns;
 /// cbindgen:ignore
 pub mod convert;

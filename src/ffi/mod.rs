@@ -11,6 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::convert::Reason;
 use crate::error::{Error, Result};
 
+pub mod arrow;
 pub mod columns;
 pub mod convert;
 pub mod cuda;
@@ -104,6 +105,9 @@ pub enum dlshare_reason {
     DLSHARE_REASON_DEVICE_CHANGE = 7,
     /// COPY mode always copies.
     DLSHARE_REASON_COPY_REQUESTED = 8,
+    /// An Arrow array a tensor cannot view (nulls, several chunks, bit-packed bools,
+    /// dictionary or date/time values, NaN to fill), or an Arrow table (always one new tensor).
+    DLSHARE_REASON_ARROW_LAYOUT = 9,
 }
 
 impl From<Reason> for dlshare_reason {
@@ -119,6 +123,7 @@ impl From<Reason> for dlshare_reason {
             Reason::DtypeChange => DLSHARE_REASON_DTYPE_CHANGE,
             Reason::DeviceChange => DLSHARE_REASON_DEVICE_CHANGE,
             Reason::CopyRequested => DLSHARE_REASON_COPY_REQUESTED,
+            Reason::ArrowLayout => DLSHARE_REASON_ARROW_LAYOUT,
         }
     }
 }
