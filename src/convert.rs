@@ -37,8 +37,7 @@ pub enum Reason {
     DeviceChange,
     CopyRequested,
     /// An Arrow array whose layout a tensor cannot view (nulls, several chunks, bit-packed
-    /// bools, dictionary or date/time values, NaN to fill), or an Arrow table (always written
-    /// into one new tensor).
+    /// bools, dictionary or date/time values, NaN to fill).
     ArrowLayout,
 }
 

@@ -230,6 +230,7 @@ fn buffer_count(ty: &ArrowType) -> Option<(i64, bool)> {
         | ArrowType::Date64
         | ArrowType::Timestamp(..)
         | ArrowType::Duration(_)
+        | ArrowType::Decimal128 { .. }
         | ArrowType::Dictionary { .. } => Some((2, true)),
         ArrowType::Utf8 | ArrowType::LargeUtf8 => Some((3, true)),
         ArrowType::Utf8View => Some((3, false)),
@@ -246,7 +247,7 @@ fn value_bits(ty: &ArrowType) -> Option<u64> {
         ArrowType::Date32 => 32,
         ArrowType::Date64 | ArrowType::Timestamp(..) | ArrowType::Duration(_) => 64,
         ArrowType::Dictionary { index, .. } => u64::from(index.bits),
-        ArrowType::Utf8View => 128,
+        ArrowType::Utf8View | ArrowType::Decimal128 { .. } => 128,
         _ => return None,
     })
 }
@@ -384,7 +385,12 @@ unsafe fn check(a: &ArrowArray, ty: &ArrowType, extra: i64, at: &str, depth: usi
                 }
                 if f.ty.is_number()
                     || f.ty.is_temporal()
-                    || matches!(f.ty, ArrowType::Bool | ArrowType::Dictionary { .. })
+                    || matches!(
+                        f.ty,
+                        ArrowType::Bool
+                            | ArrowType::Decimal128 { .. }
+                            | ArrowType::Dictionary { .. }
+                    )
                 {
                     // SAFETY: valid child; the struct's offset applies to its children.
                     unsafe { check(c, &f.ty, a.offset + extra, &cat, depth + 1)? };
@@ -587,10 +593,10 @@ fn map_values<T: Copy, U: Copy>(chunks: &[Chunk<'_>], f: impl Fn(T) -> U) -> Vec
     for c in chunks {
         let bytes = c.values(std::mem::size_of::<T>());
         for v in bytes.chunks_exact(std::mem::size_of::<T>()) {
-            // SAFETY: `v` holds exactly size_of::<T>() bytes; T is a plain integer type.
+            // SAFETY: `v` holds exactly size_of::<T>() bytes; T is a plain number type (every bit pattern valid).
             let x = unsafe { v.as_ptr().cast::<T>().read_unaligned() };
             let y = f(x);
-            // SAFETY: U is a plain integer type; its bytes are initialised.
+            // SAFETY: U is a plain number type without padding; its bytes are initialised.
             out.extend_from_slice(unsafe {
                 std::slice::from_raw_parts((&y as *const U).cast::<u8>(), size_of::<U>())
             });
@@ -753,7 +759,7 @@ fn int_reader(d: DType) -> fn(&[u8]) -> i64 {
 /// Why a column cannot be converted under these options (None: it can).
 fn unconvertible(ty: &ArrowType, opts: &ArrowOptions) -> Option<String> {
     match ty {
-        ArrowType::Bool | ArrowType::Number(_) => None,
+        ArrowType::Bool | ArrowType::Number(_) | ArrowType::Decimal128 { .. } => None,
         ArrowType::Dictionary { .. } if opts.categorical == Categorical::Raise => Some(format!(
             "it is {} (categorical); pass categorical='codes' or 'onehot'",
             ty.describe()
@@ -815,6 +821,12 @@ fn prepare(name: &str, ty: &ArrowType, chunks: &[Chunk<'_>], opts: &ArrowOptions
                 ColumnKind::Value,
                 vec![name.to_string()],
             )
+        }
+        ArrowType::Decimal128 { scale } => {
+            because.push("decimals".into());
+            let div = 10f64.powi(*scale);
+            let v = map_values(chunks, |x: i128| x as f64 / div);
+            (Data::Owned(v), DType::F64, ColumnKind::Value, vec![name.to_string()])
         }
         ArrowType::Date32 => {
             because.push("dates".into());
@@ -993,6 +1005,7 @@ impl Batches {
     fn table(&self, fields: &[Field], opts: &ArrowOptions) -> Result<Imported> {
         let mut chosen: Vec<usize> = Vec::new();
         let mut skipped = Vec::new();
+        let mut skipped_types = Vec::new();
         match &opts.select {
             Some(names) => {
                 for n in names {
@@ -1015,6 +1028,7 @@ impl Batches {
                         chosen.push(i);
                     } else {
                         skipped.push(f.name.clone());
+                        skipped_types.push(format!("'{}' ({})", f.name, f.ty.describe()));
                     }
                 }
             }
@@ -1026,7 +1040,7 @@ impl Batches {
                 if skipped.is_empty() {
                     String::new()
                 } else {
-                    format!(" (skipped: {})", skipped.join(", "))
+                    format!(" (skipped: {})", skipped_types.join(", "))
                 }
             )));
         }
@@ -1052,10 +1066,11 @@ impl Batches {
             tensor,
             decision: Decision::with_detail(
                 false,
-                Reason::ArrowLayout,
+                Reason::CopyRequested,
                 format!(
-                    "copied ({}): {} Arrow columns written into one rows x columns tensor",
-                    Reason::ArrowLayout.code(),
+                    "copied ({}): a table is always written into a new rows x columns tensor \
+                     ({} Arrow columns), as from_dataframe does",
+                    Reason::CopyRequested.code(),
                     prepared.len()
                 ),
             ),

@@ -53,6 +53,9 @@ pub enum ArrowType {
     Timestamp(TimeUnit, Option<String>),
     /// int64 ticks ("tD?").
     Duration(TimeUnit),
+    /// 128-bit decimals ("d:precision,scale"), read as float64 `value / 10^scale` (DuckDB
+    /// gives them for literals such as 1.5).
+    Decimal128 { scale: i32 },
     /// Strings (only read as dictionary labels): "u", "U", "vu".
     Utf8,
     LargeUtf8,
@@ -98,6 +101,7 @@ impl ArrowType {
                 tz.as_deref().map(|t| format!(", {t}")).unwrap_or_default()
             ),
             ArrowType::Duration(u) => format!("duration[{}]", unit_name(*u)),
+            ArrowType::Decimal128 { scale } => format!("decimal128(scale {scale})"),
             ArrowType::Utf8 => "string".into(),
             ArrowType::LargeUtf8 => "large_string".into(),
             ArrowType::Utf8View => "string_view".into(),
@@ -167,6 +171,16 @@ fn parse_format(format: &str) -> ArrowType {
             }
             None => ArrowType::Other(format.into()),
         },
+        _ if format.starts_with("d:") => {
+            let parts: Vec<&str> = format[2..].split(',').collect();
+            match parts[..] {
+                [_, scale] | [_, scale, "128"] => match scale.parse::<i32>() {
+                    Ok(scale) => ArrowType::Decimal128 { scale },
+                    Err(_) => ArrowType::Other(format.into()),
+                },
+                _ => ArrowType::Other(format.into()),
+            }
+        }
         _ if b.len() == 3 && &b[..2] == b"tD" => match TimeUnit::parse(b[2]) {
             Some(u) => ArrowType::Duration(u),
             None => ArrowType::Other(format.into()),

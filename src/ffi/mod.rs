@@ -106,7 +106,8 @@ pub enum dlshare_reason {
     /// COPY mode always copies.
     DLSHARE_REASON_COPY_REQUESTED = 8,
     /// An Arrow array a tensor cannot view (nulls, several chunks, bit-packed bools,
-    /// dictionary or date/time values, NaN to fill), or an Arrow table (always one new tensor).
+    /// dictionary or date/time values, NaN to fill). Arrow tables, always written into a new
+    /// tensor, report DLSHARE_REASON_COPY_REQUESTED as the pandas helpers do.
     DLSHARE_REASON_ARROW_LAYOUT = 9,
 }
 

@@ -196,7 +196,7 @@ def to_polars(t: Any, columns: Sequence[Any] | None = None) -> Any:
     if isinstance(t, Tensor) and t.ndim == 1:
         names = columns if columns is not None else (t.meta or {}).get("columns")
         name = str(names[0]) if names else "0"
-        return pl.DataFrame([pl.Series(name, t)])
+        return pl.DataFrame([pl.Series(t).alias(name)])
     arr = np.asarray(t)
     if arr.ndim == 1:
         arr = arr[:, None]
