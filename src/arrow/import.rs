@@ -572,24 +572,43 @@ impl Prepared {
     }
 }
 
+/// A zeroed byte vector, or OutOfMemory (a length the producer claims may be absurd).
+fn zeroed(len: usize, what: &str) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::OutOfMemory(format!("cannot allocate {len} bytes for {what}"))
+    })?;
+    v.resize(len, 0);
+    Ok(v)
+}
+
+/// An empty vector with room for `len` bytes, or OutOfMemory.
+fn with_room(len: usize, what: &str) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::OutOfMemory(format!("cannot allocate {len} bytes for {what}"))
+    })?;
+    Ok(v)
+}
+
 /// Concatenates the chunks' values (`item` bytes each), or borrows a single chunk's.
-fn gather(chunks: &[Chunk<'_>], item: usize, copy_because: &mut Vec<String>) -> Data {
+fn gather(chunks: &[Chunk<'_>], item: usize, copy_because: &mut Vec<String>) -> Result<Data> {
     if let [one] = chunks {
-        return Data::Borrowed(one.values(item).as_ptr());
+        return Ok(Data::Borrowed(one.values(item).as_ptr()));
     }
     copy_because.push(format!("{} chunks", chunks.len()));
     let total: usize = chunks.iter().map(|c| c.len).sum();
-    let mut v = Vec::with_capacity(total * item);
+    let mut v = with_room(total.saturating_mul(item), "the joined chunks")?;
     for c in chunks {
         v.extend_from_slice(c.values(item));
     }
-    Data::Owned(v)
+    Ok(Data::Owned(v))
 }
 
 /// Maps every element of the chunks (read as `T`) through `f` into a new vector of `U`.
-fn map_values<T: Copy, U: Copy>(chunks: &[Chunk<'_>], f: impl Fn(T) -> U) -> Vec<u8> {
+fn map_values<T: Copy, U: Copy>(chunks: &[Chunk<'_>], f: impl Fn(T) -> U) -> Result<Vec<u8>> {
     let total: usize = chunks.iter().map(|c| c.len).sum();
-    let mut out: Vec<u8> = Vec::with_capacity(total * std::mem::size_of::<U>());
+    let mut out = with_room(total.saturating_mul(size_of::<U>()), "converted values")?;
     for c in chunks {
         let bytes = c.values(std::mem::size_of::<T>());
         for v in bytes.chunks_exact(std::mem::size_of::<T>()) {
@@ -602,18 +621,18 @@ fn map_values<T: Copy, U: Copy>(chunks: &[Chunk<'_>], f: impl Fn(T) -> U) -> Vec
             });
         }
     }
-    out
+    Ok(out)
 }
 
 /// The missing-value mask of the chunks (None when no chunk has a null).
-fn mask_of(chunks: &[Chunk<'_>], copy_because: &mut Vec<String>) -> Option<Vec<u8>> {
+fn mask_of(chunks: &[Chunk<'_>], copy_because: &mut Vec<String>) -> Result<Option<Vec<u8>>> {
     let nulls: usize = chunks.iter().map(Chunk::nulls).sum();
     if nulls == 0 {
-        return None;
+        return Ok(None);
     }
     copy_because.push(format!("{nulls} nulls"));
     let total: usize = chunks.iter().map(|c| c.len).sum();
-    let mut mask = vec![0u8; total];
+    let mut mask = zeroed(total, "the missing-value mask")?;
     let mut at = 0;
     for c in chunks {
         let v = c.buffer(0);
@@ -623,7 +642,7 @@ fn mask_of(chunks: &[Chunk<'_>], copy_because: &mut Vec<String>) -> Option<Vec<u
         }
         at += c.len;
     }
-    Some(mask)
+    Ok(Some(mask))
 }
 
 /// Category labels of a dictionary array (strings as they are, numbers formatted).
@@ -795,18 +814,18 @@ fn prepare(name: &str, ty: &ArrowType, chunks: &[Chunk<'_>], opts: &ArrowOptions
     }
     let len: usize = chunks.iter().map(|c| c.len).sum();
     let mut because = Vec::new();
-    let mask = mask_of(chunks, &mut because);
+    let mask = mask_of(chunks, &mut because)?;
     let day = 86_400i64;
     let (data, dtype, kind, names) = match ty {
         ArrowType::Number(d) => (
-            gather(chunks, d.item_size(), &mut because),
+            gather(chunks, d.item_size(), &mut because)?,
             *d,
             ColumnKind::Value,
             vec![name.to_string()],
         ),
         ArrowType::Bool => {
             because.push("bit-packed bools".into());
-            let mut v = vec![0u8; len];
+            let mut v = zeroed(len, "the bools")?;
             let mut at = 0;
             for c in chunks {
                 if c.len > 0 {
@@ -825,16 +844,16 @@ fn prepare(name: &str, ty: &ArrowType, chunks: &[Chunk<'_>], opts: &ArrowOptions
         ArrowType::Decimal128 { scale } => {
             because.push("decimals".into());
             let div = 10f64.powi(*scale);
-            let v = map_values(chunks, |x: i128| x as f64 / div);
+            let v = map_values(chunks, |x: i128| x as f64 / div)?;
             (Data::Owned(v), DType::F64, ColumnKind::Value, vec![name.to_string()])
         }
         ArrowType::Date32 => {
             because.push("dates".into());
             let n = vec![name.to_string()];
             match opts.datetime {
-                Datetime::Days => (gather(chunks, 4, &mut because), DType::I32, ColumnKind::Value, n),
+                Datetime::Days => (gather(chunks, 4, &mut because)?, DType::I32, ColumnKind::Value, n),
                 _ => (
-                    Data::Owned(map_values(chunks, |d: i32| i64::from(d) * day)),
+                    Data::Owned(map_values(chunks, |d: i32| i64::from(d) * day)?),
                     DType::I64,
                     ColumnKind::Value,
                     n,
@@ -857,7 +876,7 @@ fn prepare(name: &str, ty: &ArrowType, chunks: &[Chunk<'_>], opts: &ArrowOptions
                     floor: false,
                 },
             };
-            (gather(chunks, 8, &mut because), DType::I64, kind, vec![name.to_string()])
+            (gather(chunks, 8, &mut because)?, DType::I64, kind, vec![name.to_string()])
         }
         ArrowType::Dictionary { index, values, .. } => {
             because.push("dictionary indices".into());
@@ -873,10 +892,10 @@ fn prepare(name: &str, ty: &ArrowType, chunks: &[Chunk<'_>], opts: &ArrowOptions
             let same = per_chunk.windows(2).all(|w| w[0] == w[1]);
             let (data, dtype) = if same {
                 all = per_chunk.first().cloned().unwrap_or_default();
-                (gather(chunks, index.item_size(), &mut because), *index)
+                (gather(chunks, index.item_size(), &mut because)?, *index)
             } else {
                 let mut pos = std::collections::HashMap::new();
-                let mut codes = Vec::with_capacity(len * 8);
+                let mut codes = with_room(len.saturating_mul(8), "the unified codes")?;
                 let read = int_reader(*index);
                 for (c, l) in chunks.iter().zip(&per_chunk) {
                     let map: Vec<i64> = l
