@@ -364,9 +364,10 @@ typedef enum dlshare_reason {
   DLSHARE_REASON_COPY_REQUESTED = 8,
   /*
    An Arrow array a tensor cannot view (nulls, several chunks, bit-packed bools,
-   dictionary or date/time values, NaN to fill), or an Arrow table (always one new tensor).
+   dictionary or date/time values, NaN to fill). Arrow tables, always written into a new
+   tensor, report DLSHARE_REASON_COPY_REQUESTED as the pandas helpers do.
    */
-  DLSHARE_REASON_ARROW_LAYOUT = 9,
+  DLSHARE_REASON_ARROW_LAYOUT = 13,
 } dlshare_reason;
 
 /*
@@ -691,6 +692,48 @@ typedef struct dlshare_options {
    */
   void *stream;
 } dlshare_options;
+
+/*
+ Where a shared-memory tensor's elements are, for another process: a memory file (`fd`,
+ Linux `memfd_create`, sealed against resizing), the byte `offset` of the element at index
+ (0, ..., 0) in it, the file's `size`, and the layout.
+
+ Ownership: in a description filled by `dlshare_shm_export`, `fd`, `shape` and `strides`
+ belong to the tensor and stay valid while the tensor's handle lives; never close or free
+ them. To hand the tensor to another process, send `fd` with `SCM_RIGHTS` over a Unix socket
+ (or let the child inherit it) and the other fields as plain values. The receiver imports
+ with `dlshare_shm_import`, then closes the descriptor it received (the import keeps a
+ duplicate of its own). The memory is freed when the last process releases its last tensor
+ over it and closes its descriptors; a process that dies gives its share back with it.
+ */
+typedef struct dlshare_shm_desc {
+  /*
+   The memory file's descriptor, in the process that uses this description.
+   */
+  int32_t fd;
+  /*
+   Bytes from the start of the file to the element at index (0, ..., 0).
+   */
+  uint64_t offset;
+  /*
+   The file's size in bytes (`dlshare_shm_import` refuses any other value).
+   */
+  uint64_t size;
+  DLDataType dtype;
+  int32_t ndim;
+  /*
+   `ndim` extents (may be NULL when ndim == 0).
+   */
+  const int64_t *shape;
+  /*
+   `ndim` strides in elements (as DLPack), or NULL for C-contiguous.
+   */
+  const int64_t *strides;
+  /*
+   The tensor must not be written (the importer maps the file read-only).
+   */
+  bool read_only;
+} dlshare_shm_desc;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1195,6 +1238,71 @@ bool dlshare_pycapsule_destructor_available(void);
  Only CPython may call it, with the GIL held, on a live capsule object.
  */
 void dlshare_pycapsule_destructor(void *capsule);
+
+/*
+ Creates a C-contiguous tensor in shared memory, filled with zeros (a new memory file reads
+ as zeros: this costs no more than uninitialised memory). `*tensor_out` is a new handle owned
+ by the caller. The tensor holds one file descriptor until released. Linux only (elsewhere:
+ DLSHARE_ERR_UNSUPPORTED_DEVICE).
+
+ # Safety
+ `shape` holds `ndim` values (may be NULL when ndim == 0); `tensor_out` writable.
+ */
+enum dlshare_status dlshare_tensor_empty_shared(DLDataType dtype,
+                                                int32_t ndim,
+                                                const int64_t *shape,
+                                                struct dlshare_tensor **tensor_out);
+
+/*
+ `tensor` in shared memory: a new handle to the same storage when it is there already (no
+ copy), otherwise a C-contiguous copy of its elements in a new shared-memory file (same
+ dtype, shape and read-only flag). `*tensor_out` is a new handle owned by the caller. CUDA
+ tensors are refused (DLSHARE_ERR_UNSUPPORTED_DEVICE): they cross processes through CUDA IPC.
+
+ # Safety
+ `tensor_out` writable.
+ */
+enum dlshare_status dlshare_tensor_share_memory(const struct dlshare_tensor *tensor,
+                                                struct dlshare_tensor **tensor_out);
+
+/*
+ `*shared_out` = whether `tensor`'s memory is in shared memory that `dlshare_shm_export`
+ can describe.
+
+ # Safety
+ `shared_out` writable.
+ */
+enum dlshare_status dlshare_tensor_is_shared_memory(const struct dlshare_tensor *tensor,
+                                                    bool *shared_out);
+
+/*
+ Fills `*desc_out` with the cross-process description of a shared-memory tensor. The
+ descriptor, `shape` and `strides` in it are the tensor's own (see `dlshare_shm_desc`): valid
+ while the handle lives; do not close or free them. A tensor not in shared memory gives
+ DLSHARE_ERR_INVALID_ARGUMENT (move it there with `dlshare_tensor_share_memory`).
+
+ # Safety
+ `desc_out` writable.
+ */
+enum dlshare_status dlshare_shm_export(const struct dlshare_tensor *tensor,
+                                       struct dlshare_shm_desc *desc_out);
+
+/*
+ Maps the tensor that `desc` describes (made by `dlshare_shm_export`, in this or another
+ process) and returns a new handle to it in `*tensor_out`, owned by the caller: writes through
+ it are seen by every process that maps the same file. `desc->fd` is not taken: the tensor
+ keeps a duplicate, and the caller closes its own when it likes. Refused, with a message and
+ nothing opened or mapped: a descriptor that is not open (DLSHARE_ERR_INVALID_ARGUMENT), not
+ a sealed shared-memory file, a `size` other than the file's (a stale or forged description),
+ a layout that reaches outside the file or is misaligned, bad dtypes (UNSUPPORTED_DTYPE),
+ too many dimensions.
+
+ # Safety
+ `desc` readable, with `shape` (and `strides` when not NULL) holding `ndim` values;
+ `tensor_out` writable.
+ */
+enum dlshare_status dlshare_shm_import(const struct dlshare_shm_desc *desc,
+                                       struct dlshare_tensor **tensor_out);
 
 /*
  Creates a C-contiguous tensor with uninitialised contents, 256-byte aligned.

@@ -61,6 +61,17 @@ if [ ${#need_arrow[@]} -gt 0 ]; then
   "$PY" -m pip install -q "${need_arrow[@]}"
 fi
 
+# Issue 15 (tensors across processes): Dask's distributed scheduler, for the tests that pass
+# dlshare tensors through a LocalCluster of worker processes on 127.0.0.1.
+need_dask=()
+for module in dask distributed; do
+  "$PY" -c "import $module" 2>/dev/null || need_dask+=("$module")
+done
+if [ ${#need_dask[@]} -gt 0 ]; then
+  say "pip install ${need_dask[*]} (issue 15: Dask LocalCluster tests)"
+  "$PY" -m pip install -q "${need_dask[@]}"
+fi
+
 # The Python package itself, built from this checkout (cargo build inside), so the tests and the
 # demo use exactly this code.
 say "pip install ./bindings/python"

@@ -29,6 +29,8 @@ pub mod kernels;
 /// cbindgen:ignore
 pub mod layout;
 /// cbindgen:ignore
+pub mod shm;
+/// cbindgen:ignore
 pub mod storage;
 /// cbindgen:ignore
 pub mod tensor;

@@ -39,7 +39,12 @@ fn import(
     s: &mut ArrowSchema,
     a: &mut ArrowArray,
     o: &dlshare_arrow_options,
-) -> (dlshare_status, *mut dlshare_tensor, dlshare_decision, String) {
+) -> (
+    dlshare_status,
+    *mut dlshare_tensor,
+    dlshare_decision,
+    String,
+) {
     let mut h = SENTINEL;
     let mut d = blank_decision();
     let mut names: *mut c_char = null_mut();
@@ -73,7 +78,9 @@ fn table_with_nulls_nan_and_bools_releases_once_and_matches() {
     let (sr, ar) = (counter(), counter());
     let ints: Vec<i32> = (0..20).collect();
     let valid: Vec<bool> = (0..20).map(|i| i % 3 != 0).collect();
-    let floats: Vec<f64> = (0..20).map(|i| if i == 5 { f64::NAN } else { i as f64 * 0.5 }).collect();
+    let floats: Vec<f64> = (0..20)
+        .map(|i| if i == 5 { f64::NAN } else { i as f64 * 0.5 })
+        .collect();
     let bools: Vec<bool> = (0..20).map(|i| i % 2 == 0).collect();
     let mut bool_col = primitive(&[0u8], None);
     bool_col.length = 20;
@@ -81,13 +88,27 @@ fn table_with_nulls_nan_and_bools_releases_once_and_matches() {
     let spec = table_schema(vec![field("i", "i"), field("f", "g"), field("b", "b")]);
     let mut s = schema(&spec, &sr);
     let mut a = array(
-        &batch(20, vec![primitive(&ints, Some(&valid)), primitive(&floats, None), bool_col]),
+        &batch(
+            20,
+            vec![
+                primitive(&ints, Some(&valid)),
+                primitive(&floats, None),
+                bool_col,
+            ],
+        ),
         &ar,
     );
     let (st, h, d, names) = import(&mut s, &mut a, &f64_opts(DLSHARE_NAN_FILL, -1.0));
     ok(st);
-    assert!(s.release.is_none() && a.release.is_none(), "structs not moved");
-    assert_eq!((count(&sr), count(&ar)), (1, 1), "a table import releases at once");
+    assert!(
+        s.release.is_none() && a.release.is_none(),
+        "structs not moved"
+    );
+    assert_eq!(
+        (count(&sr), count(&ar)),
+        (1, 1),
+        "a table import releases at once"
+    );
     assert_eq!(names, "i\u{1f}f\u{1f}b\u{1e}");
     assert!(!d.shared && d.reason == DLSHARE_REASON_COPY_REQUESTED);
     assert_eq!(shape_of(h), [20, 3]);
@@ -95,7 +116,10 @@ fn table_with_nulls_nan_and_bools_releases_once_and_matches() {
     for r in 0..20 {
         let want_i = if valid[r] { ints[r] as f64 } else { -1.0 };
         let want_f = if floats[r].is_nan() { -1.0 } else { floats[r] };
-        assert_eq!(got[r * 3..r * 3 + 3], [want_i, want_f, f64::from(u8::from(bools[r]))]);
+        assert_eq!(
+            got[r * 3..r * 3 + 3],
+            [want_i, want_f, f64::from(u8::from(bools[r]))]
+        );
     }
     release(h);
     assert_eq!(live(), start);
@@ -120,10 +144,11 @@ fn validity_bitmaps_at_every_bit_offset_and_sliced_batches() {
             let (st, h, _, _) = import(&mut s, &mut a, &f64_opts(DLSHARE_NAN_FILL, 0.5));
             ok(st);
             let got = f64s(h);
-            for r in 0..len as usize {
+            assert_eq!(got.len(), len as usize);
+            for (r, &g) in got.iter().enumerate() {
                 let k = r + (offset + parent) as usize;
                 let want = if valid[k] { values[k] as f64 } else { 0.5 };
-                assert_eq!(got[r], want, "offset {offset} parent {parent} row {r}");
+                assert_eq!(g, want, "offset {offset} parent {parent} row {r}");
             }
             release(h);
             assert_eq!((count(&sr), count(&ar)), (1, 1));
@@ -152,7 +177,9 @@ fn stream_of_uneven_batches_crossing_ffill() {
     let o = f64_opts(DLSHARE_NAN_FFILL, 0.0);
     let mut h = SENTINEL;
     // SAFETY: valid stream and outputs.
-    ok(unsafe { dlshare_tensor_from_arrow_stream(&mut stream, &o, &mut h, null_mut(), null_mut()) });
+    ok(unsafe {
+        dlshare_tensor_from_arrow_stream(&mut stream, &o, &mut h, null_mut(), null_mut())
+    });
     assert!(stream.release.is_none());
     assert_eq!((count(&st_rel), count(&arrays_rel)), (1, 5));
     // reference: forward fill over the whole column, a leading gap stays NaN
@@ -167,8 +194,8 @@ fn stream_of_uneven_batches_crossing_ffill() {
         .collect();
     let got = f64s(h);
     assert_eq!(got.len(), 50);
-    for i in 0..50 {
-        assert!(got[i] == want[i] || got[i].is_nan() && want[i].is_nan(), "row {i}");
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(g == w || g.is_nan() && w.is_nan(), "row {i}");
     }
     release(h);
     assert_eq!(live(), start);
@@ -185,10 +212,19 @@ fn failing_stream_is_released_with_its_arrays() {
     let mut h = SENTINEL;
     // SAFETY: valid stream and outputs.
     let s = unsafe {
-        dlshare_tensor_from_arrow_stream(&mut stream, std::ptr::null(), &mut h, null_mut(), null_mut())
+        dlshare_tensor_from_arrow_stream(
+            &mut stream,
+            std::ptr::null(),
+            &mut h,
+            null_mut(),
+            null_mut(),
+        )
     };
     let msg = fails(s, DLSHARE_ERR_INVALID_ARGUMENT);
-    assert!(msg.contains("get_next") && msg.contains("ran out of disk"), "{msg}");
+    assert!(
+        msg.contains("get_next") && msg.contains("ran out of disk"),
+        "{msg}"
+    );
     assert_eq!(h, SENTINEL);
     assert_eq!((count(&st_rel), count(&arrays_rel)), (1, 2));
     assert_eq!(live(), start);
@@ -210,10 +246,18 @@ fn shared_array_is_released_when_the_last_tensor_goes() {
     o.keep_dtype = true;
     let (st, h, d, names) = import(&mut s, &mut a, &o);
     ok(st);
-    assert!(d.shared && d.reason == DLSHARE_REASON_NONE, "{}", detail(&d));
+    assert!(
+        d.shared && d.reason == DLSHARE_REASON_NONE,
+        "{}",
+        detail(&d)
+    );
     assert_eq!(names, "x\u{1e}");
     assert_eq!(data_of(h) as usize, data + 80);
-    assert_eq!((count(&sr), count(&ar)), (1, 0), "the array lives while the tensor does");
+    assert_eq!(
+        (count(&sr), count(&ar)),
+        (1, 0),
+        "the array lives while the tensor does"
+    );
     let (_, flags) = info(h);
     assert!(flags & FLAG_READ_ONLY != 0);
     let mut other = SENTINEL;
@@ -236,13 +280,29 @@ fn arrays_that_cannot_be_shared_are_copied_with_the_reason() {
     let _g = lock_exclusive();
     let start = live();
     let cases: Vec<(ArraySpec, &str, dlshare_reason)> = vec![
-        (primitive(&[1i32, 2, 3], Some(&[true, false, true])), "1 nulls", DLSHARE_REASON_ARROW_LAYOUT),
-        (primitive(&[1.0f64, f64::NAN], None), "NaN", DLSHARE_REASON_ARROW_LAYOUT),
-        (primitive(&[1i32, 2, 3], None), "the target dtype is float64", DLSHARE_REASON_DTYPE_CHANGE),
+        (
+            primitive(&[1i32, 2, 3], Some(&[true, false, true])),
+            "1 nulls",
+            DLSHARE_REASON_ARROW_LAYOUT,
+        ),
+        (
+            primitive(&[1.0f64, f64::NAN], None),
+            "NaN",
+            DLSHARE_REASON_ARROW_LAYOUT,
+        ),
+        (
+            primitive(&[1i32, 2, 3], None),
+            "the target dtype is float64",
+            DLSHARE_REASON_DTYPE_CHANGE,
+        ),
     ];
     for (spec, says, reason) in cases {
         let (sr, ar) = (counter(), counter());
-        let format = if spec.buffers[1].as_ref().unwrap().len() == 16 { "g" } else { "i" };
+        let format = if spec.buffers[1].as_ref().unwrap().len() == 16 {
+            "g"
+        } else {
+            "i"
+        };
         let mut s = schema(&field("x", format), &sr);
         let mut a = array(&spec, &ar);
         let (st, h, d, _) = import(&mut s, &mut a, &f64_opts(DLSHARE_NAN_FILL, 9.0));
@@ -298,12 +358,18 @@ fn export_then_import_shares_and_releases_once() {
     // SAFETY: structs just made by dlshare.
     let (sr, ar) = unsafe { (&mut *s, &mut *a) };
     // SAFETY: the schema's strings are NUL-terminated.
-    assert_eq!(unsafe { CStr::from_ptr(sr.format) }.to_str().unwrap(), "+w:2");
+    assert_eq!(
+        unsafe { CStr::from_ptr(sr.format) }.to_str().unwrap(),
+        "+w:2"
+    );
     assert_eq!((ar.length, ar.n_children, ar.n_buffers), (3, 1, 1));
     // SAFETY: one child.
     let child = unsafe { &**ar.children };
     assert_eq!(child.length, 6);
-    assert_eq!(unsafe { *child.buffers.add(1) } as usize, data_of(t) as usize);
+    assert_eq!(
+        unsafe { *child.buffers.add(1) } as usize,
+        data_of(t) as usize
+    );
     release(t);
     assert_eq!(live(), start + 1, "the export keeps the memory");
     // SAFETY: ours, freed once.

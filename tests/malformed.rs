@@ -334,8 +334,17 @@ fn arrow_refused(
     assert_eq!(h, SENTINEL, "{}: output written on failure", c.row.test);
     assert_untouched(&d);
     assert!(names.is_null());
-    assert!(s.release.is_none() && a.release.is_none(), "{}: not consumed", c.row.test);
-    assert_eq!((count(&sr), count(&ar)), (1, 1), "{}: not released once", c.row.test);
+    assert!(
+        s.release.is_none() && a.release.is_none(),
+        "{}: not consumed",
+        c.row.test
+    );
+    assert_eq!(
+        (count(&sr), count(&ar)),
+        (1, 1),
+        "{}: not released once",
+        c.row.test
+    );
 }
 
 fn arrow_default() -> dlshare_arrow_options {
@@ -361,7 +370,9 @@ fn r02_arrow_released_array(c: &Case) {
     let release = a.release.take().unwrap();
     let mut h = SENTINEL;
     // SAFETY: valid structs; the array is marked released.
-    c.check(unsafe { dlshare_tensor_from_arrow(&mut s, &mut a, null(), &mut h, null_mut(), null_mut()) });
+    c.check(unsafe {
+        dlshare_tensor_from_arrow(&mut s, &mut a, null(), &mut h, null_mut(), null_mut())
+    });
     assert_eq!(h, SENTINEL);
     assert_eq!(count(&ar), 0, "a released array's callback must not run");
     a.release = Some(release);
@@ -375,28 +386,50 @@ fn r03_arrow_null_tensor_out(c: &Case) {
     let mut s = arrow::schema(&ss, &sr);
     let mut a = arrow::array(&aa, &ar);
     // SAFETY: NULL tensor_out is what the case tests.
-    c.check(unsafe { dlshare_tensor_from_arrow(&mut s, &mut a, null(), null_mut(), null_mut(), null_mut()) });
+    c.check(unsafe {
+        dlshare_tensor_from_arrow(&mut s, &mut a, null(), null_mut(), null_mut(), null_mut())
+    });
     assert!(s.release.is_none() && a.release.is_none());
 }
 
 fn r04_arrow_wrong_buffer_count(c: &Case) {
     // SAFETY: corrupts the made array's child; its private data frees the real buffers.
-    arrow_refused(c, arrow_x("l"), |_, a| unsafe { arrow::child(a, 0).n_buffers = 1 }, &arrow_default());
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).n_buffers = 1 },
+        &arrow_default(),
+    );
 }
 
 fn r05_arrow_negative_length(c: &Case) {
     // SAFETY: as above.
-    arrow_refused(c, arrow_x("l"), |_, a| unsafe { arrow::child(a, 0).length = -1 }, &arrow_default());
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).length = -1 },
+        &arrow_default(),
+    );
 }
 
 fn r06_arrow_negative_offset(c: &Case) {
     // SAFETY: as above.
-    arrow_refused(c, arrow_x("l"), |_, a| unsafe { arrow::child(a, 0).offset = -3 }, &arrow_default());
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).offset = -3 },
+        &arrow_default(),
+    );
 }
 
 fn r07_arrow_offset_overflow(c: &Case) {
     // SAFETY: as above.
-    arrow_refused(c, arrow_x("l"), |_, a| unsafe { arrow::child(a, 0).offset = i64::MAX - 1 }, &arrow_default());
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).offset = i64::MAX - 1 },
+        &arrow_default(),
+    );
 }
 
 fn r08_arrow_null_values_buffer(c: &Case) {
@@ -428,7 +461,12 @@ fn r11_arrow_unsupported_format(c: &Case) {
 
 fn r12_arrow_null_format(c: &Case) {
     // SAFETY: the made schema has one child; its strings are owned by the private data.
-    arrow_refused(c, arrow_x("l"), |s, _| unsafe { (**s.children).format = null() }, &arrow_default());
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |s, _| unsafe { (**s.children).format = null() },
+        &arrow_default(),
+    );
 }
 
 fn r13_arrow_children_mismatch(c: &Case) {
@@ -437,7 +475,12 @@ fn r13_arrow_children_mismatch(c: &Case) {
 
 fn r14_arrow_child_too_short(c: &Case) {
     // SAFETY: as in r04.
-    arrow_refused(c, arrow_x("l"), |_, a| unsafe { arrow::child(a, 0).length = 2 }, &arrow_default());
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).length = 2 },
+        &arrow_default(),
+    );
 }
 
 fn r15_arrow_dictionary_missing(c: &Case) {
@@ -451,7 +494,9 @@ fn r15_arrow_dictionary_missing(c: &Case) {
 fn r16_arrow_stream_null(c: &Case) {
     let mut h = SENTINEL;
     // SAFETY: NULL stream is what the case tests.
-    c.check(unsafe { dlshare_tensor_from_arrow_stream(null_mut(), null(), &mut h, null_mut(), null_mut()) });
+    c.check(unsafe {
+        dlshare_tensor_from_arrow_stream(null_mut(), null(), &mut h, null_mut(), null_mut())
+    });
     assert_eq!(h, SENTINEL);
 }
 
@@ -461,7 +506,9 @@ fn r17_arrow_stream_get_next_fails(c: &Case) {
     let mut st = arrow::stream(&ss, vec![aa], 5, &sr, &ar);
     let mut h = SENTINEL;
     // SAFETY: a valid stream whose get_next fails.
-    c.check(unsafe { dlshare_tensor_from_arrow_stream(&mut st, null(), &mut h, null_mut(), null_mut()) });
+    c.check(unsafe {
+        dlshare_tensor_from_arrow_stream(&mut st, null(), &mut h, null_mut(), null_mut())
+    });
     assert_eq!(h, SENTINEL);
     assert!(st.release.is_none());
 }
@@ -490,7 +537,12 @@ fn r20_arrow_export_null_outputs(c: &Case) {
 
 fn r21_arrow_null_buffers_array(c: &Case) {
     // SAFETY: as in r04 (the private data keeps the real buffer list).
-    arrow_refused(c, arrow_x("l"), |_, a| unsafe { arrow::child(a, 0).buffers = null_mut() }, &arrow_default());
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).buffers = null_mut() },
+        &arrow_default(),
+    );
 }
 
 fn r22_arrow_unknown_column(c: &Case) {

@@ -108,7 +108,12 @@ fn schema(format: String, name: &str, flags: i64, children: Vec<ArrowSchema>) ->
     }
 }
 
-fn array(length: i64, tensor: Option<Tensor>, buffers: Vec<*const c_void>, children: Vec<ArrowArray>) -> ArrowArray {
+fn array(
+    length: i64,
+    tensor: Option<Tensor>,
+    buffers: Vec<*const c_void>,
+    children: Vec<ArrowArray>,
+) -> ArrowArray {
     let children: Vec<*mut ArrowArray> = children
         .into_iter()
         .map(|c| Box::into_raw(Box::new(c)))
@@ -159,7 +164,8 @@ pub fn to_arrow(t: &Tensor) -> Result<(ArrowSchema, ArrowArray)> {
                 .into(),
         ));
     }
-    let values = || -> Vec<*const c_void> { vec![std::ptr::null(), t.data_ptr().cast_const().cast()] };
+    let values =
+        || -> Vec<*const c_void> { vec![std::ptr::null(), t.data_ptr().cast_const().cast()] };
     match *t.shape() {
         [n] => Ok((
             schema(format.into(), "", ARROW_FLAG_NULLABLE, Vec::new()),

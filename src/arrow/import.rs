@@ -145,7 +145,11 @@ pub unsafe fn take_stream(stream: *mut ArrowArrayStream) -> Result<Batches> {
             .map(|f| unsafe { f(stream.as_ptr()) })
             .filter(|p| !p.is_null())
             // SAFETY: non-NULL, NUL-terminated per the stream contract.
-            .map(|p| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
+            .map(|p| {
+                unsafe { std::ffi::CStr::from_ptr(p) }
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .unwrap_or_else(|| "no message".into());
         Error::InvalidArgument(format!(
             "stream.{what} failed with error {rc} ({}): {detail}",
@@ -178,11 +182,7 @@ pub unsafe fn take_stream(stream: *mut ArrowArrayStream) -> Result<Batches> {
             None => break,
         }
     }
-    Ok(Batches {
-        schema,
-        ty,
-        arrays,
-    })
+    Ok(Batches { schema, ty, arrays })
 }
 
 /// # Safety
@@ -269,10 +269,16 @@ unsafe fn check(a: &ArrowArray, ty: &ArrowType, extra: i64, at: &str, depth: usi
         ));
     }
     if a.length < 0 {
-        return Err(bad("array.length", format!("is {}; it must be >= 0", a.length)));
+        return Err(bad(
+            "array.length",
+            format!("is {}; it must be >= 0", a.length),
+        ));
     }
     if a.offset < 0 {
-        return Err(bad("array.offset", format!("is {}; it must be >= 0", a.offset)));
+        return Err(bad(
+            "array.offset",
+            format!("is {}; it must be >= 0", a.offset),
+        ));
     }
     if a.null_count < -1 {
         return Err(bad(
@@ -362,7 +368,11 @@ unsafe fn check(a: &ArrowArray, ty: &ArrowType, extra: i64, at: &str, depth: usi
             if a.n_children != fields.len() as i64 {
                 return Err(bad(
                     "array.n_children",
-                    format!("is {} but the schema has {} fields", a.n_children, fields.len()),
+                    format!(
+                        "is {} but the schema has {} fields",
+                        a.n_children,
+                        fields.len()
+                    ),
                 ));
             }
             for (i, f) in fields.iter().enumerate() {
@@ -446,7 +456,7 @@ unsafe fn spread_bits(bits: *const u8, offset: usize, out: &mut [u8], invert: bo
     let mut i = 0;
     // SAFETY: every byte read is below (offset + n).div_ceil(8) (caller contract).
     let byte = |k: usize| unsafe { *bits.add(k) } ^ flip;
-    while i < n && (offset + i) % 8 != 0 {
+    while i < n && !(offset + i).is_multiple_of(8) {
         let k = offset + i;
         out[i] = (byte(k / 8) >> (k % 8)) & 1;
         i += 1;
@@ -472,7 +482,7 @@ unsafe fn count_nulls(bits: *const u8, offset: usize, len: usize) -> usize {
     let mut i = 0;
     // SAFETY: caller contract (bytes below (offset + len).div_ceil(8)).
     let byte = |k: usize| unsafe { *bits.add(k) };
-    while i < len && (offset + i) % 8 != 0 {
+    while i < len && !(offset + i).is_multiple_of(8) {
         let k = offset + i;
         set += usize::from((byte(k / 8) >> (k % 8)) & 1);
         i += 1;
@@ -575,9 +585,8 @@ impl Prepared {
 /// A zeroed byte vector, or OutOfMemory (a length the producer claims may be absurd).
 fn zeroed(len: usize, what: &str) -> Result<Vec<u8>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| {
-        Error::OutOfMemory(format!("cannot allocate {len} bytes for {what}"))
-    })?;
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory(format!("cannot allocate {len} bytes for {what}")))?;
     v.resize(len, 0);
     Ok(v)
 }
@@ -585,9 +594,8 @@ fn zeroed(len: usize, what: &str) -> Result<Vec<u8>> {
 /// An empty vector with room for `len` bytes, or OutOfMemory.
 fn with_room(len: usize, what: &str) -> Result<Vec<u8>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| {
-        Error::OutOfMemory(format!("cannot allocate {len} bytes for {what}"))
-    })?;
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory(format!("cannot allocate {len} bytes for {what}")))?;
     Ok(v)
 }
 
@@ -801,16 +809,26 @@ fn unconvertible(ty: &ArrowType, opts: &ArrowOptions) -> Option<String> {
     }
 }
 
+/// The error for a column the options cannot convert.
+fn refused(name: &str, ty: &ArrowType, why: &str) -> Error {
+    let e = format!("column '{name}' cannot be converted: {why}");
+    if matches!(ty, ArrowType::Other(_)) {
+        Error::UnsupportedDtype(e)
+    } else {
+        Error::InvalidArgument(e)
+    }
+}
+
 /// Prepares one column from its chunks.
-fn prepare(name: &str, ty: &ArrowType, chunks: &[Chunk<'_>], opts: &ArrowOptions) -> Result<Prepared> {
+fn prepare(
+    name: &str,
+    ty: &ArrowType,
+    chunks: &[Chunk<'_>],
+    opts: &ArrowOptions,
+) -> Result<Prepared> {
     let at = format!("column '{name}'");
     if let Some(why) = unconvertible(ty, opts) {
-        let e = format!("{at} cannot be converted: {why}");
-        return Err(if matches!(ty, ArrowType::Other(_)) {
-            Error::UnsupportedDtype(e)
-        } else {
-            Error::InvalidArgument(e)
-        });
+        return Err(refused(name, ty, &why));
     }
     let len: usize = chunks.iter().map(|c| c.len).sum();
     let mut because = Vec::new();
@@ -845,13 +863,23 @@ fn prepare(name: &str, ty: &ArrowType, chunks: &[Chunk<'_>], opts: &ArrowOptions
             because.push("decimals".into());
             let div = 10f64.powi(*scale);
             let v = map_values(chunks, |x: i128| x as f64 / div)?;
-            (Data::Owned(v), DType::F64, ColumnKind::Value, vec![name.to_string()])
+            (
+                Data::Owned(v),
+                DType::F64,
+                ColumnKind::Value,
+                vec![name.to_string()],
+            )
         }
         ArrowType::Date32 => {
             because.push("dates".into());
             let n = vec![name.to_string()];
             match opts.datetime {
-                Datetime::Days => (gather(chunks, 4, &mut because)?, DType::I32, ColumnKind::Value, n),
+                Datetime::Days => (
+                    gather(chunks, 4, &mut because)?,
+                    DType::I32,
+                    ColumnKind::Value,
+                    n,
+                ),
                 _ => (
                     Data::Owned(map_values(chunks, |d: i32| i64::from(d) * day)?),
                     DType::I64,
@@ -876,7 +904,12 @@ fn prepare(name: &str, ty: &ArrowType, chunks: &[Chunk<'_>], opts: &ArrowOptions
                     floor: false,
                 },
             };
-            (gather(chunks, 8, &mut because)?, DType::I64, kind, vec![name.to_string()])
+            (
+                gather(chunks, 8, &mut because)?,
+                DType::I64,
+                kind,
+                vec![name.to_string()],
+            )
         }
         ArrowType::Dictionary { index, values, .. } => {
             because.push("dictionary indices".into());
@@ -885,8 +918,8 @@ fn prepare(name: &str, ty: &ArrowType, chunks: &[Chunk<'_>], opts: &ArrowOptions
             let mut per_chunk = Vec::with_capacity(chunks.len());
             for c in chunks {
                 // SAFETY: checked non-NULL and checked against `values`.
-                let l = unsafe { labels(&*c.array.dictionary, values) }
-                    .map_err(|e| e.context(&at))?;
+                let l =
+                    unsafe { labels(&*c.array.dictionary, values) }.map_err(|e| e.context(&at))?;
                 per_chunk.push(l);
             }
             let same = per_chunk.windows(2).all(|w| w[0] == w[1]);
@@ -950,13 +983,16 @@ fn has_nan(bytes: &[u8], dtype: DType) -> bool {
                 block
                     .chunks_exact(item)
                     // SAFETY: `c` holds exactly size_of::<T>() bytes of a plain float type.
-                    .fold(false, |acc, c| acc | nan(unsafe { c.as_ptr().cast::<T>().read_unaligned() }))
+                    .fold(false, |acc, c| {
+                        acc | nan(unsafe { c.as_ptr().cast::<T>().read_unaligned() })
+                    })
             })
         };
         if v.len() < (1 << 22) {
             scan(v)
         } else {
-            v.par_chunks(1 << 20).any(|b| scan(&b[..b.len() - b.len() % item]))
+            v.par_chunks(1 << 20)
+                .any(|b| scan(&b[..b.len() - b.len() % item]))
         }
     }
     match (dtype.code, dtype.bits) {
@@ -1013,7 +1049,8 @@ impl Batches {
                 let child = unsafe { &**a.children.add(column) };
                 Chunk {
                     array: child,
-                    offset: (child.offset + a.offset) as usize,
+                    // checked for convertible columns; never read for the others
+                    offset: child.offset.saturating_add(a.offset).max(0) as usize,
                     len: a.length as usize,
                 }
             })
@@ -1065,12 +1102,22 @@ impl Batches {
         }
         let prepared = chosen
             .iter()
-            .map(|&i| prepare(&fields[i].name, &fields[i].ty, &self.chunks_of(i), opts))
+            .map(|&i| {
+                let f = &fields[i];
+                if let Some(why) = unconvertible(&f.ty, opts) {
+                    // before reading the column's (unchecked) array at all
+                    return Err(refused(&f.name, &f.ty, &why));
+                }
+                prepare(&f.name, &f.ty, &self.chunks_of(i), opts)
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut copts = opts.columns;
         if opts.keep_dtype {
             let first = prepared[0].dtype;
-            if prepared.iter().any(|p| p.dtype != first || p.kind != ColumnKind::Value) {
+            if prepared
+                .iter()
+                .any(|p| p.dtype != first || p.kind != ColumnKind::Value)
+            {
                 return Err(Error::InvalidArgument(
                     "the selected columns have different types, so there is no dtype to keep; \
                      pass a dtype"
@@ -1121,17 +1168,17 @@ impl Batches {
             && chunks.iter().all(|c| c.nulls() == 0)
         {
             let bytes: &[u8] = chunks.first().map_or(&[], |c| c.values(d.item_size()));
-            let aligned = (bytes.as_ptr() as usize) % d.alignment() == 0;
+            let aligned = (bytes.as_ptr() as usize).is_multiple_of(d.alignment());
             if aligned && !has_nan(bytes, d) {
-                let (ptr, nbytes, n) = (bytes.as_ptr().cast_mut(), bytes.len(), bytes.len() / d.item_size());
+                let (ptr, nbytes, n) = (
+                    bytes.as_ptr().cast_mut(),
+                    bytes.len(),
+                    bytes.len() / d.item_size(),
+                );
                 let arrays = self.arrays;
                 drop(self.schema);
-                let storage = Storage::foreign(
-                    ptr,
-                    nbytes,
-                    Device::CPU,
-                    Release::new(move || drop(arrays)),
-                );
+                let storage =
+                    Storage::foreign(ptr, nbytes, Device::CPU, Release::new(move || drop(arrays)));
                 let tensor = Tensor {
                     storage: Arc::new(storage),
                     data: ptr,
@@ -1163,9 +1210,7 @@ impl Batches {
                 (ColumnKind::Datetime { .. }, _) => DType::F64,
                 _ => p.dtype,
             };
-            if copts.normalize != crate::columns::Normalize::None
-                || copts.nan == NanPolicy::Mean
-            {
+            if copts.normalize != crate::columns::Normalize::None || copts.nan == NanPolicy::Mean {
                 copts.dtype = DType::F64;
             }
         }

@@ -55,7 +55,9 @@ pub enum ArrowType {
     Duration(TimeUnit),
     /// 128-bit decimals ("d:precision,scale"), read as float64 `value / 10^scale` (DuckDB
     /// gives them for literals such as 1.5).
-    Decimal128 { scale: i32 },
+    Decimal128 {
+        scale: i32,
+    },
     /// Strings (only read as dictionary labels): "u", "U", "vu".
     Utf8,
     LargeUtf8,

@@ -66,7 +66,10 @@ pub struct dlshare_arrow_options {
 /// Arrow options with float32 output, `nan_policy` (a `dlshare_nan_policy`), fill value 0,
 /// `normalize` (a `dlshare_normalize`), categorical and datetime RAISE, all convertible columns.
 #[unsafe(no_mangle)]
-pub extern "C" fn dlshare_arrow_options_init(nan_policy: i32, normalize: i32) -> dlshare_arrow_options {
+pub extern "C" fn dlshare_arrow_options_init(
+    nan_policy: i32,
+    normalize: i32,
+) -> dlshare_arrow_options {
     dlshare_arrow_options {
         columns: dlshare_columns_options_init(nan_policy, normalize),
         categorical: 0,
@@ -151,8 +154,18 @@ fn finish(
         let clean = |s: &String| s.replace(['\0', UNIT, RECORD], " ");
         let text = format!(
             "{}{RECORD}{}",
-            imported.names.iter().map(clean).collect::<Vec<_>>().join(&UNIT.to_string()),
-            imported.skipped.iter().map(clean).collect::<Vec<_>>().join(&UNIT.to_string())
+            imported
+                .names
+                .iter()
+                .map(clean)
+                .collect::<Vec<_>>()
+                .join(&UNIT.to_string()),
+            imported
+                .skipped
+                .iter()
+                .map(clean)
+                .collect::<Vec<_>>()
+                .join(&UNIT.to_string())
         );
         Some(std::ffi::CString::new(text).unwrap_or_default())
     };

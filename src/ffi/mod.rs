@@ -21,6 +21,7 @@ pub mod memory;
 pub mod names;
 pub mod pyext;
 pub mod python;
+pub mod shm;
 pub mod tensor;
 pub mod threads;
 pub mod version;
@@ -108,7 +109,7 @@ pub enum dlshare_reason {
     /// An Arrow array a tensor cannot view (nulls, several chunks, bit-packed bools,
     /// dictionary or date/time values, NaN to fill). Arrow tables, always written into a new
     /// tensor, report DLSHARE_REASON_COPY_REQUESTED as the pandas helpers do.
-    DLSHARE_REASON_ARROW_LAYOUT = 9,
+    DLSHARE_REASON_ARROW_LAYOUT = 13,
 }
 
 impl From<Reason> for dlshare_reason {

@@ -155,10 +155,9 @@ fn schema_inner(spec: &SchemaSpec, counter: Option<Arc<AtomicUsize>>) -> ArrowSc
         .iter()
         .map(|c| Box::into_raw(Box::new(schema_inner(c, None))))
         .collect();
-    let dictionary = spec
-        .dictionary
-        .as_ref()
-        .map_or(std::ptr::null_mut(), |d| Box::into_raw(Box::new(schema_inner(d, None))));
+    let dictionary = spec.dictionary.as_ref().map_or(std::ptr::null_mut(), |d| {
+        Box::into_raw(Box::new(schema_inner(d, None)))
+    });
     let mut p = Box::new(SchemaPrivate {
         _strings: vec![format, name],
         children,
@@ -225,10 +224,9 @@ fn array_inner(spec: &ArraySpec, counter: Option<Arc<AtomicUsize>>) -> ArrowArra
         .iter()
         .map(|c| Box::into_raw(Box::new(array_inner(c, None))))
         .collect();
-    let dictionary = spec
-        .dictionary
-        .as_ref()
-        .map_or(std::ptr::null_mut(), |d| Box::into_raw(Box::new(array_inner(d, None))));
+    let dictionary = spec.dictionary.as_ref().map_or(std::ptr::null_mut(), |d| {
+        Box::into_raw(Box::new(array_inner(d, None)))
+    });
     let mut p = Box::new(ArrayPrivate {
         _data: data,
         buffers,
@@ -298,7 +296,11 @@ unsafe extern "C" fn stream_next(s: *mut ArrowArrayStream, out: *mut ArrowArray)
 
 unsafe extern "C" fn stream_error(s: *mut ArrowArrayStream) -> *const c_char {
     // SAFETY: as above.
-    unsafe { (*(*s).private_data.cast::<StreamPrivate>()).message.as_ptr() }
+    unsafe {
+        (*(*s).private_data.cast::<StreamPrivate>())
+            .message
+            .as_ptr()
+    }
 }
 
 unsafe extern "C" fn stream_release(s: *mut ArrowArrayStream) {
