@@ -211,6 +211,14 @@ def _rebuild(buffer, dtype_key, shape, strides, offset, readonly):
     elif offset > arr.nbytes:
         raise InvalidArgumentError(f"offset {offset} is past the {arr.nbytes}-byte buffer")
     readonly = readonly or not arr.flags.writeable
+    if arr.nbytes and (arr.__array_interface__["data"][0] + offset) % min(item, 64):
+        # A misaligned buffer (a frame at an odd place in a network message): one copy into
+        # aligned memory keeps the layout, where the library would copy into C order.
+        aligned = np.empty(arr.nbytes + 64, np.uint8)
+        skip = (-aligned.__array_interface__["data"][0] - offset) % 64
+        aligned = aligned[skip : skip + arr.nbytes]
+        aligned[:] = arr
+        arr = aligned
     s = _core._scratch
     v = s.view
     address = arr.__array_interface__["data"][0] if arr.nbytes else 0
