@@ -501,3 +501,23 @@ def test_c_api_producer_feeds_a_python_consumer(tmp_path, no_shared_leaks):
     assert producer.returncode == 0 and "saw the write" in out, err
     here.close()
     del t
+
+
+def test_readme_example_runs():
+    """The README's "Across processes" section shows examples/across_processes.py verbatim, and
+    it runs."""
+    import pathlib
+    import re
+
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    readme = (repo / "README.md").read_text()
+    section = readme.split("## Across processes", 1)[1].split("\n## ", 1)[0]
+    marker = "<!-- example: examples/across_processes.py -->\n```python\n"
+    assert marker in section
+    shown = section.split(marker, 1)[1].split("```", 1)[0]
+    example = repo / "examples" / "across_processes.py"
+    assert shown == example.read_text(), "README block and examples/across_processes.py differ"
+    assert re.search(r"shared=True", shown)
+    out = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

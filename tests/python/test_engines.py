@@ -99,9 +99,10 @@ def test_scatter_submit_gather_both_ways(client):
         assert client.submit(describe, t).result() == describe(t)
     big = dlshare.zeros((4 << 20,), "float32")  # 16 MiB through the cluster and back
     big.numpy()[-1] = 5.0
-    back = client.submit(lambda t: t, big).result()
+    [scattered] = client.scatter([big])
+    back = client.submit(lambda t: t, scattered).result()
     assert back.shape == big.shape and back.numpy()[-1] == 5.0
-    del future, results, made, back
+    del future, results, made, back, scattered
     forget_everything(client)
 
 
