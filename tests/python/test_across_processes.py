@@ -18,6 +18,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from multiprocessing.reduction import ForkingPickler
 
 import dlshare
 from dlshare import _shm
@@ -27,6 +28,7 @@ from across_children import (
     child_pipe,
     child_process_argument,
     child_queue,
+    child_returns_and_exits,
     pool_task,
 )
 
@@ -294,6 +296,25 @@ def test_multiprocessing_shares_the_pages(method, no_shared_leaks):
     assert [r.numpy().tolist() for r in results] == [[i, i] for i in range(4)]
     assert all(r.is_shared_memory for r in results)
     del t, reply, small, arg, inputs, results, x
+
+
+def test_a_child_may_exit_right_after_sending(no_shared_leaks):
+    ctx = mp.get_context("fork")
+    outbox = ctx.Queue()
+    for i in range(5):
+        p = ctx.Process(target=child_returns_and_exits, args=(outbox, i))
+        p.start()
+        t = outbox.get(timeout=60)
+        assert t.is_shared_memory and t.numpy().tolist() == [i] * 4
+        p.join(60)
+        assert p.exitcode == 0
+    # a hand-off is received once; a second receive of the same message is refused clearly
+    t = dlshare.zeros((2,), shared=True)
+    message = bytes(ForkingPickler.dumps(t))
+    assert ForkingPickler.loads(message).is_shared_memory
+    with pytest.raises(dlshare.InvalidArgumentError, match="received already"):
+        ForkingPickler.loads(message)
+    del t
 
 
 def test_abrupt_child_death_leaks_nothing_in_the_parent(no_shared_leaks):
