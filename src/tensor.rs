@@ -3,13 +3,18 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "ndarray")]
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn, ShapeBuilder};
 
 use crate::device::Device;
-use crate::dtype::{DType, Element};
+use crate::dtype::DType;
+#[cfg(feature = "ndarray")]
+use crate::dtype::Element;
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::storage::{Release, Storage};
+#[cfg(feature = "ndarray")]
+use crate::storage::Release;
+use crate::storage::Storage;
 
 #[derive(Clone)]
 pub struct Tensor {
@@ -110,6 +115,7 @@ impl Tensor {
         }
     }
 
+    #[cfg(feature = "ndarray")]
     /// Takes an owned `ndarray` array without copying: the array is kept alive by the tensor.
     pub fn from_ndarray<T: Element>(array: ArrayD<T>) -> Tensor {
         let shape: Vec<i64> = array.shape().iter().map(|&n| n as i64).collect();
@@ -221,6 +227,7 @@ impl Tensor {
         self.device() == other.device() && a0 < b1 && b0 < a1
     }
 
+    #[cfg(feature = "ndarray")]
     fn check_view<T: Element>(&self) -> Result<()> {
         if T::DTYPE != self.dtype {
             return Err(Error::InvalidArgument(format!(
@@ -238,6 +245,7 @@ impl Tensor {
         Ok(())
     }
 
+    #[cfg(feature = "ndarray")]
     /// Zero-copy `ndarray` view of the elements (any strides, including negative ones).
     pub fn as_array_view<T: Element>(&self) -> Result<ArrayViewD<'_, T>> {
         self.check_view::<T>()?;
@@ -253,6 +261,7 @@ impl Tensor {
         Ok(view)
     }
 
+    #[cfg(feature = "ndarray")]
     /// Zero-copy mutable `ndarray` view; refused for read-only tensors. The caller must not
     /// create overlapping mutable views (zero strides are refused for that reason).
     pub fn as_array_view_mut<T: Element>(&mut self) -> Result<ArrayViewMutD<'_, T>> {
@@ -286,6 +295,7 @@ impl Tensor {
         Ok(view)
     }
 
+    #[cfg(feature = "ndarray")]
     /// The lowest element address, the shape, the absolute strides and the axes to flip back.
     fn positive_layout<T>(&self) -> (*mut T, Vec<usize>, Vec<usize>, Vec<usize>) {
         let mut base = self.data_ptr() as *mut T;
