@@ -26,6 +26,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* DLSHARE_API marks every dlshare function (docs/abi.md): __declspec(dllimport) on Windows
+   (define DLSHARE_STATIC there when linking the static library), default visibility with
+   GCC-compatible compilers elsewhere. Define DLSHARE_API yourself to override it. */
+#ifndef DLSHARE_API
+#if defined(_WIN32) || defined(__CYGWIN__)
+#if defined(DLSHARE_STATIC)
+#define DLSHARE_API
+#else
+#define DLSHARE_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define DLSHARE_API __attribute__((visibility("default")))
+#else
+#define DLSHARE_API
+#endif
+#endif
+
 /* ---- DLPack 1.3 ABI (declared as in upstream dlpack.h; skipped if it was included first) ---- */
 #ifndef DLPACK_DLPACK_H_
 #define DLPACK_DLPACK_H_
@@ -242,7 +259,8 @@ typedef struct ArrowArrayStream ArrowArrayStream;
 #define DLSHARE_VIEW_BYTE_SWAPPED 2
 
 /*
- Major version of this header; the shared library's SONAME carries it (`libdlshare.so.0`).
+ Major version of this header. The shared library's SONAME carries the ABI version: MAJOR
+ from 1.0 on (`libdlshare.so.1`), `0.MINOR` before (`libdlshare.so.0.1`); see docs/abi.md.
  */
 #define DLSHARE_VERSION_MAJOR 0
 
@@ -743,7 +761,9 @@ extern "C" {
  Arrow options with float32 output, `nan_policy` (a `dlshare_nan_policy`), fill value 0,
  `normalize` (a `dlshare_normalize`), categorical and datetime RAISE, all convertible columns.
  */
-struct dlshare_arrow_options dlshare_arrow_options_init(int32_t nan_policy, int32_t normalize);
+DLSHARE_API
+struct dlshare_arrow_options dlshare_arrow_options_init(int32_t nan_policy,
+                                                        int32_t normalize);
 
 /*
  Converts an Arrow array to a tensor. `schema` must describe `array`:
@@ -775,6 +795,7 @@ struct dlshare_arrow_options dlshare_arrow_options_init(int32_t nan_policy, int3
  and datetime columns); `tensor_out` writable; `decision_out` and `names_out` NULL or
  writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_from_arrow(ArrowSchema *schema,
                                               ArrowArray *array,
                                               const struct dlshare_arrow_options *options,
@@ -798,6 +819,7 @@ enum dlshare_status dlshare_tensor_from_arrow(ArrowSchema *schema,
  `stream` is NULL or a valid `ArrowArrayStream` the caller may move; the rest as for
  `dlshare_tensor_from_arrow`.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_from_arrow_stream(ArrowArrayStream *stream,
                                                      const struct dlshare_arrow_options *options,
                                                      struct dlshare_tensor **tensor_out,
@@ -810,7 +832,7 @@ enum dlshare_status dlshare_tensor_from_arrow_stream(ArrowArrayStream *stream,
  # Safety
  `s` is NULL or a string dlshare returned and that was not freed yet.
  */
-void dlshare_string_free(char *s);
+DLSHARE_API void dlshare_string_free(char *s);
 
 /*
  Exports `tensor` as Arrow without a copy: a 1-D tensor as a primitive array, a 2-D
@@ -828,6 +850,7 @@ void dlshare_string_free(char *s);
  # Safety
  `schema_out` and `array_out` are writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_to_arrow(const struct dlshare_tensor *tensor,
                                             ArrowSchema **schema_out,
                                             ArrowArray **array_out);
@@ -839,7 +862,7 @@ enum dlshare_status dlshare_tensor_to_arrow(const struct dlshare_tensor *tensor,
  # Safety
  `schema` is NULL or a struct from `dlshare_tensor_to_arrow`, not freed yet.
  */
-void dlshare_arrow_schema_free(ArrowSchema *schema);
+DLSHARE_API void dlshare_arrow_schema_free(ArrowSchema *schema);
 
 /*
  Frees an array made by `dlshare_tensor_to_arrow`, calling its release callback first when
@@ -848,7 +871,7 @@ void dlshare_arrow_schema_free(ArrowSchema *schema);
  # Safety
  `array` is NULL or a struct from `dlshare_tensor_to_arrow`, not freed yet.
  */
-void dlshare_arrow_array_free(ArrowArray *array);
+DLSHARE_API void dlshare_arrow_array_free(ArrowArray *array);
 
 /*
  A `PyCapsule_Destructor` for "arrow_schema" capsules holding a schema from
@@ -858,7 +881,7 @@ void dlshare_arrow_array_free(ArrowArray *array);
  # Safety
  Only CPython may call it, with the GIL held, on a live capsule.
  */
-void dlshare_arrow_schema_capsule_destructor(void *capsule);
+DLSHARE_API void dlshare_arrow_schema_capsule_destructor(void *capsule);
 
 /*
  A `PyCapsule_Destructor` for "arrow_array" capsules holding an array from
@@ -867,21 +890,23 @@ void dlshare_arrow_schema_capsule_destructor(void *capsule);
  # Safety
  Only CPython may call it, with the GIL held, on a live capsule.
  */
-void dlshare_arrow_array_capsule_destructor(void *capsule);
+DLSHARE_API void dlshare_arrow_array_capsule_destructor(void *capsule);
 
 /*
  A column of `kind` (a `dlshare_column_kind` value; an invalid one is reported by
  `dlshare_tensor_from_columns`) over `view`, with no missing mask, datetime divisor 0 (set it
  for DATETIME), floor false and 0 categories (set `ncategories` for ONEHOT).
  */
-struct dlshare_column dlshare_column_init(int32_t kind, struct dlshare_view view);
+DLSHARE_API struct dlshare_column dlshare_column_init(int32_t kind, struct dlshare_view view);
 
 /*
  Column options with float32 output, `nan_policy` (a `dlshare_nan_policy` value), fill value 0
  (set `fill_value` for DLSHARE_NAN_FILL) and `normalize` (a `dlshare_normalize` value); invalid
  values are reported by `dlshare_tensor_from_columns`.
  */
-struct dlshare_columns_options dlshare_columns_options_init(int32_t nan_policy, int32_t normalize);
+DLSHARE_API
+struct dlshare_columns_options dlshare_columns_options_init(int32_t nan_policy,
+                                                            int32_t normalize);
 
 /*
  Builds one rows x columns, C-contiguous tensor from `ncolumns` columns in one pass: each
@@ -901,6 +926,7 @@ struct dlshare_columns_options dlshare_columns_options_init(int32_t nan_policy, 
  memory readable for the duration of the call; `options` is NULL or valid; `out_tensor` is
  writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_from_columns(const struct dlshare_column *columns,
                                                 size_t ncolumns,
                                                 const struct dlshare_columns_options *options,
@@ -922,6 +948,7 @@ enum dlshare_status dlshare_tensor_from_columns(const struct dlshare_column *col
  `shape` (and `strides` when not NULL) hold `ndim` values (may be NULL when ndim == 0);
  `out_tensor` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_view(const struct dlshare_tensor *tensor,
                                         int32_t ndim,
                                         const int64_t *shape,
@@ -934,7 +961,7 @@ enum dlshare_status dlshare_tensor_view(const struct dlshare_tensor *tensor,
  value is reported by the conversion, not undefined behaviour): no dtype or device change,
  read-only memory not shared, no complex-to-real casts, no stream.
  */
-struct dlshare_options dlshare_options_init(int32_t mode);
+DLSHARE_API struct dlshare_options dlshare_options_init(int32_t mode);
 
 /*
  Wraps foreign memory described by `view` as a tensor, per `options` (NULL = SHARE_OR_COPY).
@@ -949,6 +976,7 @@ struct dlshare_options dlshare_options_init(int32_t mode);
  `view` must point to a valid `dlshare_view` whose memory is readable (and writable unless
  flagged read-only) for as long as dlshare holds it; `options` NULL or valid.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_from_view(const struct dlshare_view *view,
                                              const struct dlshare_options *options,
                                              struct dlshare_tensor **out_tensor,
@@ -962,6 +990,7 @@ enum dlshare_status dlshare_tensor_from_view(const struct dlshare_view *view,
  # Safety
  As for `dlshare_tensor_from_view`; `decision_out` must be writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_explain_view(const struct dlshare_view *view,
                                          const struct dlshare_options *options,
                                          struct dlshare_decision *decision_out);
@@ -974,6 +1003,7 @@ enum dlshare_status dlshare_explain_view(const struct dlshare_view *view,
  # Safety
  `options` NULL or valid; `out_tensor` writable; `decision_out` NULL or writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_convert(const struct dlshare_tensor *tensor,
                                            const struct dlshare_options *options,
                                            struct dlshare_tensor **out_tensor,
@@ -985,6 +1015,7 @@ enum dlshare_status dlshare_tensor_convert(const struct dlshare_tensor *tensor,
  # Safety
  `options` NULL or valid; `decision_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_explain_tensor(const struct dlshare_tensor *tensor,
                                            const struct dlshare_options *options,
                                            struct dlshare_decision *decision_out);
@@ -992,7 +1023,7 @@ enum dlshare_status dlshare_explain_tensor(const struct dlshare_tensor *tensor,
 /*
  Whether CUDA can be used: a driver was found and reports at least one device. Never fails.
  */
-bool dlshare_cuda_available(void);
+DLSHARE_API bool dlshare_cuda_available(void);
 
 /*
  Number of CUDA devices. DLSHARE_ERR_DEVICE_UNAVAILABLE when CUDA cannot be used (no driver,
@@ -1001,14 +1032,14 @@ bool dlshare_cuda_available(void);
  # Safety
  `count_out` writable.
  */
-enum dlshare_status dlshare_cuda_device_count(int32_t *count_out);
+DLSHARE_API enum dlshare_status dlshare_cuda_device_count(int32_t *count_out);
 
 /*
  Waits until all work on CUDA device `device_id` has finished (dlshare's, and that of other
  libraries using the device's primary context, as `torch.cuda.synchronize` does), then
  releases the sources that copies issued on a caller's stream kept alive.
  */
-enum dlshare_status dlshare_cuda_synchronize(int32_t device_id);
+DLSHARE_API enum dlshare_status dlshare_cuda_synchronize(int32_t device_id);
 
 /*
  The DLPack stream handoff (`__dlpack__(stream=...)` of the Array API standard): makes the
@@ -1019,7 +1050,9 @@ enum dlshare_status dlshare_cuda_synchronize(int32_t device_id);
  other positive value = a `CUstream`/`cudaStream_t` of that device, -1 = no synchronisation
  (returns DLSHARE_OK at once). 0 is ambiguous and refused (DLSHARE_ERR_INVALID_ARGUMENT).
  */
-enum dlshare_status dlshare_cuda_stream_wait(int32_t device_id, int64_t consumer_stream);
+DLSHARE_API
+enum dlshare_status dlshare_cuda_stream_wait(int32_t device_id,
+                                             int64_t consumer_stream);
 
 /*
  dlshare's own stream on device `device_id` (a `CUstream`): pass it to a producer's
@@ -1029,7 +1062,7 @@ enum dlshare_status dlshare_cuda_stream_wait(int32_t device_id, int64_t consumer
  # Safety
  `stream_out` writable.
  */
-enum dlshare_status dlshare_cuda_stream(int32_t device_id, void **stream_out);
+DLSHARE_API enum dlshare_status dlshare_cuda_stream(int32_t device_id, void **stream_out);
 
 /*
  Bytes of device memory held by dlshare's own allocations on device `device_id` (tensors it
@@ -1038,7 +1071,9 @@ enum dlshare_status dlshare_cuda_stream(int32_t device_id, void **stream_out);
  # Safety
  `bytes_out` writable.
  */
-enum dlshare_status dlshare_cuda_memory_allocated(int32_t device_id, uint64_t *bytes_out);
+DLSHARE_API
+enum dlshare_status dlshare_cuda_memory_allocated(int32_t device_id,
+                                                  uint64_t *bytes_out);
 
 /*
  Imports a versioned (DLPack 1.x) managed tensor per `options` (NULL = SHARE_OR_COPY).
@@ -1056,6 +1091,7 @@ enum dlshare_status dlshare_cuda_memory_allocated(int32_t device_id, uint64_t *b
  `managed` must be a valid managed tensor the caller owns; `options` NULL or valid;
  `decision_out` NULL or writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_from_dlpack(DLManagedTensorVersioned *managed,
                                                const struct dlshare_options *options,
                                                struct dlshare_tensor **out_tensor,
@@ -1068,6 +1104,7 @@ enum dlshare_status dlshare_tensor_from_dlpack(DLManagedTensorVersioned *managed
  # Safety
  As `dlshare_tensor_from_dlpack`.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_from_dlpack_legacy(DLManagedTensor *managed,
                                                       const struct dlshare_options *options,
                                                       struct dlshare_tensor **out_tensor,
@@ -1079,6 +1116,7 @@ enum dlshare_status dlshare_tensor_from_dlpack_legacy(DLManagedTensor *managed,
  # Safety
  `managed` valid; `options` NULL or valid; `decision_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_explain_dlpack(const DLManagedTensorVersioned *managed,
                                            const struct dlshare_options *options,
                                            struct dlshare_decision *decision_out);
@@ -1089,6 +1127,7 @@ enum dlshare_status dlshare_explain_dlpack(const DLManagedTensorVersioned *manag
  # Safety
  `managed` valid; `options` NULL or valid; `decision_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_explain_dlpack_legacy(const DLManagedTensor *managed,
                                                   const struct dlshare_options *options,
                                                   struct dlshare_decision *decision_out);
@@ -1105,6 +1144,7 @@ enum dlshare_status dlshare_explain_dlpack_legacy(const DLManagedTensor *managed
  # Safety
  `out_managed` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_to_dlpack(const struct dlshare_tensor *tensor,
                                              DLManagedTensorVersioned **out_managed);
 
@@ -1119,6 +1159,7 @@ enum dlshare_status dlshare_tensor_to_dlpack(const struct dlshare_tensor *tensor
  # Safety
  `out_managed` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_to_dlpack_copy(const struct dlshare_tensor *tensor,
                                                   DLManagedTensorVersioned **out_managed);
 
@@ -1130,6 +1171,7 @@ enum dlshare_status dlshare_tensor_to_dlpack_copy(const struct dlshare_tensor *t
  # Safety
  `out_managed` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_to_dlpack_legacy(const struct dlshare_tensor *tensor,
                                                     DLManagedTensor **out_managed);
 
@@ -1143,17 +1185,17 @@ enum dlshare_status dlshare_tensor_to_dlpack_legacy(const struct dlshare_tensor 
  DLSHARE_ERR_INVALID_ARGUMENT. Lowering the limit gives back the buffers over it at once.
  Applies to the whole process.
  */
-enum dlshare_status dlshare_set_cache_limit(int64_t bytes);
+DLSHARE_API enum dlshare_status dlshare_set_cache_limit(int64_t bytes);
 
 /*
  The cache limit in bytes now (see `dlshare_set_cache_limit`).
  */
-uint64_t dlshare_get_cache_limit(void);
+DLSHARE_API uint64_t dlshare_get_cache_limit(void);
 
 /*
  Bytes of freed buffers dlshare holds for reuse now (at most the cache limit).
  */
-uint64_t dlshare_cached_bytes(void);
+DLSHARE_API uint64_t dlshare_cached_bytes(void);
 
 /*
  Parses a NumPy `__array_interface__` typestr (`<f4`, `>i8`, `|b1`, `<c16`). `*swapped_out`
@@ -1163,6 +1205,7 @@ uint64_t dlshare_cached_bytes(void);
  # Safety
  `typestr` is a NUL-terminated string; outputs writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_dtype_from_typestr(const char *typestr,
                                                DLDataType *dtype_out,
                                                bool *swapped_out);
@@ -1174,7 +1217,7 @@ enum dlshare_status dlshare_dtype_from_typestr(const char *typestr,
  # Safety
  `name` is a NUL-terminated string; `dtype_out` writable.
  */
-enum dlshare_status dlshare_dtype_from_name(const char *name, DLDataType *dtype_out);
+DLSHARE_API enum dlshare_status dlshare_dtype_from_name(const char *name, DLDataType *dtype_out);
 
 /*
  Writes the name of `dtype` ("float32", "float8_e4m3fn", "int32x4") into `buf` (capacity
@@ -1183,7 +1226,7 @@ enum dlshare_status dlshare_dtype_from_name(const char *name, DLDataType *dtype_
  # Safety
  `buf` has `len` writable bytes.
  */
-enum dlshare_status dlshare_dtype_name(DLDataType dtype, char *buf, size_t len);
+DLSHARE_API enum dlshare_status dlshare_dtype_name(DLDataType dtype, char *buf, size_t len);
 
 /*
  Writes the native-order NumPy typestr of `dtype` ("<f4"; bfloat16 gives "|V2", which has no
@@ -1193,7 +1236,7 @@ enum dlshare_status dlshare_dtype_name(DLDataType dtype, char *buf, size_t len);
  # Safety
  `buf` has `len` writable bytes.
  */
-enum dlshare_status dlshare_dtype_typestr(DLDataType dtype, char *buf, size_t len);
+DLSHARE_API enum dlshare_status dlshare_dtype_typestr(DLDataType dtype, char *buf, size_t len);
 
 /*
  Parses a device name: "cpu", "cuda", "cuda:1", "cuda_host:0" ... (a missing id means 0).
@@ -1201,7 +1244,7 @@ enum dlshare_status dlshare_dtype_typestr(DLDataType dtype, char *buf, size_t le
  # Safety
  `name` is a NUL-terminated string; `device_out` writable.
  */
-enum dlshare_status dlshare_device_from_name(const char *name, DLDevice *device_out);
+DLSHARE_API enum dlshare_status dlshare_device_from_name(const char *name, DLDevice *device_out);
 
 /*
  Writes the name of `device` ("cpu", "cuda:0") into `buf` (capacity `len`; 32 is enough).
@@ -1209,7 +1252,7 @@ enum dlshare_status dlshare_device_from_name(const char *name, DLDevice *device_
  # Safety
  `buf` has `len` writable bytes.
  */
-enum dlshare_status dlshare_device_name(DLDevice device, char *buf, size_t len);
+DLSHARE_API enum dlshare_status dlshare_device_name(DLDevice device, char *buf, size_t len);
 
 /*
  CPython only: the native part of the Python package, a dict of callables and the
@@ -1219,13 +1262,13 @@ enum dlshare_status dlshare_device_name(DLDevice device, char *buf, size_t len);
  (also when this CPython is older than 3.11), or NULL without one when CPython's C API is not
  visible in this process (not a CPython process). C programs have no use for it.
  */
-void *dlshare_python_module(void);
+DLSHARE_API void *dlshare_python_module(void);
 
 /*
  Whether `dlshare_pycapsule_destructor` can work in this process (CPython's capsule functions
  are visible). When false, a binding must use a destructor of its own.
  */
-bool dlshare_pycapsule_destructor_available(void);
+DLSHARE_API bool dlshare_pycapsule_destructor_available(void);
 
 /*
  A `PyCapsule_Destructor` for capsules named "dltensor_versioned" (holding a
@@ -1237,7 +1280,7 @@ bool dlshare_pycapsule_destructor_available(void);
  # Safety
  Only CPython may call it, with the GIL held, on a live capsule object.
  */
-void dlshare_pycapsule_destructor(void *capsule);
+DLSHARE_API void dlshare_pycapsule_destructor(void *capsule);
 
 /*
  Creates a C-contiguous tensor in shared memory, filled with zeros (a new memory file reads
@@ -1248,6 +1291,7 @@ void dlshare_pycapsule_destructor(void *capsule);
  # Safety
  `shape` holds `ndim` values (may be NULL when ndim == 0); `tensor_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_empty_shared(DLDataType dtype,
                                                 int32_t ndim,
                                                 const int64_t *shape,
@@ -1262,6 +1306,7 @@ enum dlshare_status dlshare_tensor_empty_shared(DLDataType dtype,
  # Safety
  `tensor_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_share_memory(const struct dlshare_tensor *tensor,
                                                 struct dlshare_tensor **tensor_out);
 
@@ -1272,6 +1317,7 @@ enum dlshare_status dlshare_tensor_share_memory(const struct dlshare_tensor *ten
  # Safety
  `shared_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_is_shared_memory(const struct dlshare_tensor *tensor,
                                                     bool *shared_out);
 
@@ -1284,6 +1330,7 @@ enum dlshare_status dlshare_tensor_is_shared_memory(const struct dlshare_tensor 
  # Safety
  `desc_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_shm_export(const struct dlshare_tensor *tensor,
                                        struct dlshare_shm_desc *desc_out);
 
@@ -1301,6 +1348,7 @@ enum dlshare_status dlshare_shm_export(const struct dlshare_tensor *tensor,
  `desc` readable, with `shape` (and `strides` when not NULL) holding `ndim` values;
  `tensor_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_shm_import(const struct dlshare_shm_desc *desc,
                                        struct dlshare_tensor **tensor_out);
 
@@ -1311,6 +1359,7 @@ enum dlshare_status dlshare_shm_import(const struct dlshare_shm_desc *desc,
  # Safety
  `shape` holds `ndim` values (may be NULL when ndim == 0); `out_tensor` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_empty(DLDataType dtype,
                                          int32_t ndim,
                                          const int64_t *shape,
@@ -1323,6 +1372,7 @@ enum dlshare_status dlshare_tensor_empty(DLDataType dtype,
  # Safety
  As `dlshare_tensor_empty`.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_zeros(DLDataType dtype,
                                          int32_t ndim,
                                          const int64_t *shape,
@@ -1332,14 +1382,14 @@ enum dlshare_status dlshare_tensor_zeros(DLDataType dtype,
 /*
  Adds an owner to `tensor`: each retain needs one more `dlshare_tensor_release`.
  */
-enum dlshare_status dlshare_tensor_retain(struct dlshare_tensor *tensor);
+DLSHARE_API enum dlshare_status dlshare_tensor_retain(struct dlshare_tensor *tensor);
 
 /*
  Gives up one owner of `tensor`; the last release frees the handle (and, once no other
  tensor or exported DLPack tensor uses it, the memory or the producer's deleter). NULL is
  accepted and does nothing. Returns DLSHARE_ERR_INVALID_HANDLE for a handle that is not live.
  */
-enum dlshare_status dlshare_tensor_release(struct dlshare_tensor *tensor);
+DLSHARE_API enum dlshare_status dlshare_tensor_release(struct dlshare_tensor *tensor);
 
 /*
  Everything a binding needs in one call: `*dl_out` is a DLTensor describing the tensor
@@ -1350,6 +1400,7 @@ enum dlshare_status dlshare_tensor_release(struct dlshare_tensor *tensor);
  # Safety
  `dl_out` writable; `flags_out` NULL or writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_info(const struct dlshare_tensor *tensor,
                                         DLTensor *dl_out,
                                         uint64_t *flags_out);
@@ -1360,7 +1411,9 @@ enum dlshare_status dlshare_tensor_info(const struct dlshare_tensor *tensor,
  # Safety
  `ndim_out` writable.
  */
-enum dlshare_status dlshare_tensor_ndim(const struct dlshare_tensor *tensor, int32_t *ndim_out);
+DLSHARE_API
+enum dlshare_status dlshare_tensor_ndim(const struct dlshare_tensor *tensor,
+                                        int32_t *ndim_out);
 
 /*
  Borrowed pointer to the `ndim` extents (valid while the handle lives; never free it).
@@ -1368,6 +1421,7 @@ enum dlshare_status dlshare_tensor_ndim(const struct dlshare_tensor *tensor, int
  # Safety
  `shape_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_shape(const struct dlshare_tensor *tensor,
                                          const int64_t **shape_out);
 
@@ -1377,6 +1431,7 @@ enum dlshare_status dlshare_tensor_shape(const struct dlshare_tensor *tensor,
  # Safety
  `strides_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_strides(const struct dlshare_tensor *tensor,
                                            const int64_t **strides_out);
 
@@ -1386,6 +1441,7 @@ enum dlshare_status dlshare_tensor_strides(const struct dlshare_tensor *tensor,
  # Safety
  `dtype_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_dtype(const struct dlshare_tensor *tensor,
                                          DLDataType *dtype_out);
 
@@ -1395,6 +1451,7 @@ enum dlshare_status dlshare_tensor_dtype(const struct dlshare_tensor *tensor,
  # Safety
  `device_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_device(const struct dlshare_tensor *tensor,
                                           DLDevice *device_out);
 
@@ -1404,7 +1461,9 @@ enum dlshare_status dlshare_tensor_device(const struct dlshare_tensor *tensor,
  # Safety
  `data_out` writable.
  */
-enum dlshare_status dlshare_tensor_data(const struct dlshare_tensor *tensor, void **data_out);
+DLSHARE_API
+enum dlshare_status dlshare_tensor_data(const struct dlshare_tensor *tensor,
+                                        void **data_out);
 
 /*
  The DLPack `byte_offset` of the tensor (0 for tensors dlshare allocated).
@@ -1412,6 +1471,7 @@ enum dlshare_status dlshare_tensor_data(const struct dlshare_tensor *tensor, voi
  # Safety
  `byte_offset_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_byte_offset(const struct dlshare_tensor *tensor,
                                                uint64_t *byte_offset_out);
 
@@ -1421,6 +1481,7 @@ enum dlshare_status dlshare_tensor_byte_offset(const struct dlshare_tensor *tens
  # Safety
  `nbytes_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_nbytes(const struct dlshare_tensor *tensor,
                                           uint64_t *nbytes_out);
 
@@ -1430,6 +1491,7 @@ enum dlshare_status dlshare_tensor_nbytes(const struct dlshare_tensor *tensor,
  # Safety
  `read_only_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_is_read_only(const struct dlshare_tensor *tensor,
                                                 bool *read_only_out);
 
@@ -1439,6 +1501,7 @@ enum dlshare_status dlshare_tensor_is_read_only(const struct dlshare_tensor *ten
  # Safety
  `contiguous_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_is_c_contiguous(const struct dlshare_tensor *tensor,
                                                    bool *contiguous_out);
 
@@ -1448,6 +1511,7 @@ enum dlshare_status dlshare_tensor_is_c_contiguous(const struct dlshare_tensor *
  # Safety
  `contiguous_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_is_f_contiguous(const struct dlshare_tensor *tensor,
                                                    bool *contiguous_out);
 
@@ -1458,6 +1522,7 @@ enum dlshare_status dlshare_tensor_is_f_contiguous(const struct dlshare_tensor *
  # Safety
  `shared_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_shares_memory(const struct dlshare_tensor *a,
                                                  const struct dlshare_tensor *b,
                                                  bool *shared_out);
@@ -1469,43 +1534,43 @@ enum dlshare_status dlshare_tensor_shares_memory(const struct dlshare_tensor *a,
  at the first copy), otherwise every core the process may run on. A negative `n` gives
  DLSHARE_ERR_INVALID_ARGUMENT. Applies to the whole process, from the next copy on.
  */
-enum dlshare_status dlshare_set_num_threads(int32_t n);
+DLSHARE_API enum dlshare_status dlshare_set_num_threads(int32_t n);
 
 /*
  The most threads one copy uses now (>= 1): the value set with `dlshare_set_num_threads`, or
  the default described there.
  */
-int32_t dlshare_get_num_threads(void);
+DLSHARE_API int32_t dlshare_get_num_threads(void);
 
 /*
  The library's version as "MAJOR.MINOR.PATCH". Static string; never free it.
  */
-const char *dlshare_version(void);
+DLSHARE_API const char *dlshare_version(void);
 
 /*
  The message of the last failed dlshare call on the calling thread ("" if none failed yet).
  Owned by dlshare; valid until the next failing dlshare call on this thread. Never free it.
  */
-const char *dlshare_last_error_message(void);
+DLSHARE_API const char *dlshare_last_error_message(void);
 
 /*
  The name of a status code, e.g. "DLSHARE_ERR_READ_ONLY"; "DLSHARE_UNKNOWN_STATUS" for a value
  that is not a status. Static string; never free it.
  */
-const char *dlshare_status_name(int32_t status);
+DLSHARE_API const char *dlshare_status_name(int32_t status);
 
 /*
  The stable code of a reason, e.g. "negative_stride" ("unknown" for a value that is not a
  reason). Static string; never free it.
  */
-const char *dlshare_reason_name(int32_t reason);
+DLSHARE_API const char *dlshare_reason_name(int32_t reason);
 
 /*
  Number of tensor storages alive in the library (owned copies, shared foreign memory, and
  memory kept alive by exported DLPack tensors). For leak tests: it returns to its start value
  when every handle is released and every exported tensor's deleter has run.
  */
-size_t dlshare_live_tensor_count(void);
+DLSHARE_API size_t dlshare_live_tensor_count(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -4,11 +4,15 @@
 //!
 //! - [`abi`]: the `#[repr(C)]` structs and owners that release them exactly once;
 //! - [`schema`]: format strings to [`schema::ArrowType`];
-//! - [`import`]: checks and conversion (table -> 2-D through `crate::columns`, array -> 1-D,
-//!   shared when possible);
+//! - `check`: arrays against their types, before any data is read;
+//! - `column`: one Arrow column (its chunks) to one kernel column;
+//! - [`import`]: taking structs over, tables -> 2-D through `crate::columns`, arrays -> 1-D
+//!   (shared when possible);
 //! - [`export`]: tensor -> `ArrowSchema` + `ArrowArray`.
 
 pub mod abi;
+mod check;
+mod column;
 pub mod export;
 pub mod import;
 pub mod schema;

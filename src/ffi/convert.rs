@@ -6,11 +6,12 @@ use super::handles::{self, dlshare_tensor};
 use super::{arg, boundary, dlshare_reason, dlshare_status, out};
 use std::sync::Arc;
 
-use crate::convert::{self, Decision, Mode, Options, Source, SourceRef};
+use crate::convert::{self, Decision, Mode, Options, Source};
 use crate::dlpack::{DLDataType, DLDevice};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::layout::{self, Dims};
+use crate::source::SourceRef;
 use crate::storage::{Release, Storage};
 use crate::tensor::Tensor;
 
@@ -230,7 +231,7 @@ impl ViewParts {
         let byte_strides = if v.byte_strides.is_null() {
             let mut strides = Dims::zeros(ndim);
             layout::c_strides_into(&shape, &mut strides);
-            convert::to_byte_strides(&shape, dtype.item_size(), &mut strides)?;
+            layout::to_byte_strides(&shape, dtype.item_size(), &mut strides)?;
             strides
         } else {
             read(v.byte_strides, "byte_strides")?
@@ -268,18 +269,7 @@ impl ViewParts {
 /// Reads a C view as a `Source` (not yet validated against its memory: see `Source::validate`).
 pub(crate) fn view_source(v: &dlshare_view) -> Result<Source> {
     let parts = ViewParts::read(v)?;
-    let src = parts.source(v);
-    Ok(Source {
-        data: src.data,
-        byte_offset: src.byte_offset,
-        dtype: src.dtype,
-        shape: src.shape.to_vec(),
-        byte_strides: src.byte_strides.to_vec(),
-        device: src.device,
-        read_only: src.read_only,
-        byte_swapped: src.byte_swapped,
-        subbyte_padded: src.subbyte_padded,
-    })
+    Ok(parts.source(v).to_source())
 }
 
 /// The owner of a view's memory: its release callback, run once when a tensor sharing the

@@ -38,7 +38,9 @@ pub unsafe extern "C" fn dlshare_tensor_from_dlpack(
         // SAFETY: `managed` is a valid managed tensor the caller owns. It is passed on as the
         // caller's own pointer (not one derived from a shared reference): the deleter frees
         // through it.
-        let (tensor, decision) = unsafe { import::import_versioned(managed, &opts)? };
+        let imported = unsafe { import::import_versioned(managed)? };
+        let (tensor, decision) =
+            convert::convert(&imported.source, &opts, || imported.owner.storage())?;
         slot.write(reservation.fill(tensor));
         Ok(decision)
     })
@@ -67,7 +69,9 @@ pub unsafe extern "C" fn dlshare_tensor_from_dlpack_legacy(
         // SAFETY: `managed` is a valid managed tensor the caller owns. It is passed on as the
         // caller's own pointer (not one derived from a shared reference): the deleter frees
         // through it.
-        let (tensor, decision) = unsafe { import::import_legacy(managed, &opts)? };
+        let imported = unsafe { import::import_legacy(managed)? };
+        let (tensor, decision) =
+            convert::convert(&imported.source, &opts, || imported.owner.storage())?;
         slot.write(reservation.fill(tensor));
         Ok(decision)
     })
