@@ -2622,41 +2622,70 @@ fn s20_share_memory_null_handle(c: &Case) {
     assert_eq!(h, SENTINEL);
 }
 
+fn s21_cuda_ipc_import_outside_the_allocation(c: &Case) {
+    let shape = [2000i64];
+    let d = dlshare_cuda_ipc_desc {
+        handle: [0; 64],
+        device_id: 0,
+        offset: 0,
+        size: 4096,
+        dtype: F32,
+        ndim: 1,
+        shape: shape.as_ptr(),
+        strides: null(),
+        read_only: false,
+    };
+    let mut h = SENTINEL;
+    // SAFETY: a description whose shape holds 1 value; a writable output.
+    c.check(unsafe { dlshare_cuda_ipc_import(&d, &mut h) });
+    assert_eq!(h, SENTINEL);
+}
+
+fn s22_cuda_ipc_export_of_a_cpu_tensor(c: &Case) {
+    let mut h = null_mut();
+    // SAFETY: a valid shape and a writable output.
+    ok(unsafe { dlshare_tensor_zeros(F32, 1, [4i64].as_ptr(), CPU, &mut h) });
+    c.keep(h);
+    let mut d = std::mem::MaybeUninit::<dlshare_cuda_ipc_desc>::uninit();
+    // SAFETY: a live handle and a writable output.
+    c.check(unsafe { dlshare_cuda_ipc_export(h, d.as_mut_ptr()) });
+}
+
 // ---------------------------------------------------------------------------------------------
 // The catalogue.
 
 catalogue! {
     n01_from_view_null_view: "dlshare_tensor_from_view", "view = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "view is NULL", C;
-    n02_from_view_null_out: "dlshare_tensor_from_view", "out_tensor = NULL (SHARE and COPY)" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", C;
+    n02_from_view_null_out: "dlshare_tensor_from_view", "tensor_out = NULL (SHARE and COPY)" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", C;
     n03_from_view_null_shape: "dlshare_tensor_from_view", "view.shape = NULL with ndim 2" => DLSHARE_ERR_NULL_ARGUMENT, "view.shape is NULL", "";
     n04_from_view_null_strides_array: "dlshare_tensor_from_view", "view.byte_strides = NULL" => DLSHARE_OK, "NULL byte_strides means C-contiguous", "tests/decision_table.rs";
     n05_from_view_null_data: "dlshare_tensor_from_view", "view.data = NULL with 6 elements (every mode)" => DLSHARE_ERR_NULL_ARGUMENT, "data is NULL", "";
     n06_explain_view_null_view: "dlshare_explain_view", "view = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "view is NULL", C;
     n07_explain_view_null_decision: "dlshare_explain_view", "decision_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "decision_out is NULL", C;
-    n08_convert_null_out: "dlshare_tensor_convert", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", C;
+    n08_convert_null_out: "dlshare_tensor_convert", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", C;
     n09_explain_tensor_null_decision: "dlshare_explain_tensor", "decision_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "decision_out is NULL", C;
     n10_from_dlpack_null_managed: "dlshare_tensor_from_dlpack", "managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed is NULL", C;
-    n11_from_dlpack_null_out: "dlshare_tensor_from_dlpack", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", OWN;
+    n11_from_dlpack_null_out: "dlshare_tensor_from_dlpack", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", OWN;
     n12_from_dlpack_legacy_null_managed: "dlshare_tensor_from_dlpack_legacy", "managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed is NULL", C;
-    n13_from_dlpack_legacy_null_out: "dlshare_tensor_from_dlpack_legacy", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", OWN;
+    n13_from_dlpack_legacy_null_out: "dlshare_tensor_from_dlpack_legacy", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", OWN;
     n14_explain_dlpack_null_managed: "dlshare_explain_dlpack", "managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed is NULL", C;
     n15_explain_dlpack_null_decision: "dlshare_explain_dlpack", "decision_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "decision_out is NULL", C;
     n16_explain_dlpack_legacy_null_managed: "dlshare_explain_dlpack_legacy", "managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed is NULL", C;
     n17_explain_dlpack_legacy_null_decision: "dlshare_explain_dlpack_legacy", "decision_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "decision_out is NULL", "";
-    n18_to_dlpack_null_out: "dlshare_tensor_to_dlpack", "out_managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_managed is NULL", C;
-    n19_to_dlpack_legacy_null_out: "dlshare_tensor_to_dlpack_legacy", "out_managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_managed is NULL", C;
+    n18_to_dlpack_null_out: "dlshare_tensor_to_dlpack", "managed_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed_out is NULL", C;
+    n19_to_dlpack_legacy_null_out: "dlshare_tensor_to_dlpack_legacy", "managed_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed_out is NULL", C;
     n20_typestr_null_typestr: "dlshare_dtype_from_typestr", "typestr = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "typestr is NULL", "";
     n21_typestr_null_dtype_out: "dlshare_dtype_from_typestr", "dtype_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "dtype_out is NULL", "";
     n22_typestr_null_swapped_out: "dlshare_dtype_from_typestr", "swapped_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "swapped_out is NULL", "";
     n23_dtype_from_name_null_name: "dlshare_dtype_from_name", "name = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "name is NULL", "";
     n24_dtype_from_name_null_out: "dlshare_dtype_from_name", "dtype_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "dtype_out is NULL", "";
-    n25_dtype_name_null_buf: "dlshare_dtype_name", "buf = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf is NULL", "";
-    n26_dtype_typestr_null_buf: "dlshare_dtype_typestr", "buf = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf is NULL", "";
+    n25_dtype_name_null_buf: "dlshare_dtype_name", "buf_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf_out is NULL", "";
+    n26_dtype_typestr_null_buf: "dlshare_dtype_typestr", "buf_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf_out is NULL", "";
     n27_device_from_name_null_name: "dlshare_device_from_name", "name = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "name is NULL", "";
     n28_device_from_name_null_out: "dlshare_device_from_name", "device_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "device_out is NULL", "";
-    n29_device_name_null_buf: "dlshare_device_name", "buf = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf is NULL", "";
+    n29_device_name_null_buf: "dlshare_device_name", "buf_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf_out is NULL", "";
     n30_empty_null_shape: "dlshare_tensor_empty / _zeros", "shape = NULL with ndim 2" => DLSHARE_ERR_NULL_ARGUMENT, "shape is NULL", C;
-    n31_empty_null_out: "dlshare_tensor_empty / _zeros", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", "tests/handles.rs live_count_returns_to_start_after_mixed_work";
+    n31_empty_null_out: "dlshare_tensor_empty / _zeros", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", "tests/handles.rs live_count_returns_to_start_after_mixed_work";
     n32_info_null_dl_out: "dlshare_tensor_info", "dl_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "dl_out is NULL", C;
     n33_info_null_flags_out: "dlshare_tensor_info", "flags_out = NULL" => DLSHARE_OK, "flags_out is optional", C;
     n34_ndim_null_out: "dlshare_tensor_ndim", "ndim_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "ndim_out is NULL", C;
@@ -2791,7 +2820,7 @@ catalogue! {
     e01_read_only_to_legacy: "dlshare_tensor_to_dlpack_legacy", "a read-only tensor" => DLSHARE_ERR_READ_ONLY, "cannot be exported as a legacy", "tests/dlpack_roundtrip.rs";
     e02_padded_subbyte_to_legacy: "dlshare_tensor_to_dlpack_legacy", "a padded float4 tensor" => DLSHARE_ERR_UNSUPPORTED_DTYPE, "IS_SUBBYTE_TYPE_PADDED", "";
     k01_columns_null: "dlshare_tensor_from_columns", "columns = NULL, ncolumns 2" => DLSHARE_ERR_NULL_ARGUMENT, "columns is NULL", "";
-    k02_columns_null_out: "dlshare_tensor_from_columns", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", "";
+    k02_columns_null_out: "dlshare_tensor_from_columns", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", "";
     k03_columns_null_options: "dlshare_tensor_from_columns", "options = NULL" => DLSHARE_OK, "float32 output, missing values raise, no normalisation", "tests/columns.rs";
     k04_columns_zero: "dlshare_tensor_from_columns", "ncolumns = 0" => DLSHARE_ERR_INVALID_ARGUMENT, "ncolumns is 0", "";
     k05_column_2d: "dlshare_tensor_from_columns", "a column view with ndim 2" => DLSHARE_ERR_INVALID_ARGUMENT, "a column is 1-D", "";
@@ -2816,7 +2845,7 @@ catalogue! {
     k23_onehot_huge_categories: "dlshare_tensor_from_columns", "ONEHOT of 2^45 categories x 4 rows (2^49 bytes)" => DLSHARE_ERR_OUT_OF_MEMORY, "bytes", "";
     k24_normalize_to_integers: "dlshare_tensor_from_columns", "MINMAX normalisation to int32" => DLSHARE_ERR_INVALID_ARGUMENT, "use a float dtype", "";
     w01_view_null_handle: "dlshare_tensor_view", "tensor = NULL" => DLSHARE_ERR_INVALID_HANDLE, "handle is NULL", "";
-    w02_view_null_out: "dlshare_tensor_view", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", "";
+    w02_view_null_out: "dlshare_tensor_view", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", "";
     w03_view_negative_ndim: "dlshare_tensor_view", "ndim = -1" => DLSHARE_ERR_INVALID_ARGUMENT, "ndim is -1", "";
     w04_view_ndim_65: "dlshare_tensor_view", "ndim = 65" => DLSHARE_ERR_INVALID_ARGUMENT, "ndim is 65", "";
     w05_view_null_shape: "dlshare_tensor_view", "shape = NULL with ndim 2" => DLSHARE_ERR_NULL_ARGUMENT, "shape is NULL", "";
@@ -2867,6 +2896,8 @@ catalogue! {
     s19_empty_shared_negative_ndim: "dlshare_tensor_empty_shared", "ndim = -1" => DLSHARE_ERR_INVALID_ARGUMENT, "ndim is -1", "";
     #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
     s20_share_memory_null_handle: "dlshare_tensor_share_memory", "tensor = NULL" => DLSHARE_ERR_INVALID_HANDLE, "handle is NULL", "";
+    s21_cuda_ipc_import_outside_the_allocation: "dlshare_cuda_ipc_import", "2000 float32 in a 4096-byte allocation (checked before the driver is asked; without CUDA a valid layout gives DLSHARE_ERR_DEVICE_UNAVAILABLE)" => DLSHARE_ERR_INVALID_ARGUMENT, "reaches outside the 4096-byte cuda allocation", "tests/python/test_across_processes.py test_cuda_ipc_without_cuda_answers_device_unavailable";
+    s22_cuda_ipc_export_of_a_cpu_tensor: "dlshare_cuda_ipc_export", "a CPU tensor" => DLSHARE_ERR_UNSUPPORTED_DEVICE, "describes cuda device tensors", "";
     c01_deleter_reenters: "dlshare_tensor_release", "the producer's deleter calls info/release/zeros/retain(NULL)" => DLSHARE_OK, "callbacks run outside every lock: re-entry works; deleter once", "tests/ownership.rs a_deleter_may_call_back_into_dlshare";
     c02_release_callback_reenters: "dlshare_tensor_from_view, dlshare_tensor_release", "the view's release callback re-enters (SHARE; COPY runs it inside the call)" => DLSHARE_OK, "release callbacks may call dlshare; released once", "";
     c03_deleter_releases_its_own_handle: "dlshare_tensor_release", "the deleter releases the handle being released" => DLSHARE_OK, "the handle is dead before the deleter runs: the inner release gets DLSHARE_ERR_INVALID_HANDLE", "";
