@@ -25,6 +25,7 @@ use dlshare::ffi::memory::{dlshare_get_cache_limit, dlshare_set_cache_limit};
 use dlshare::ffi::names::*;
 use dlshare::ffi::pyext::dlshare_python_module;
 use dlshare::ffi::python::dlshare_pycapsule_destructor;
+use dlshare::ffi::shm::*;
 
 // ---------------------------------------------------------------------------------------------
 // The harness.
@@ -2151,40 +2152,269 @@ fn w12_view_strides_overflow_bytes(c: &Case) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Shared memory across processes (src/shm.rs, src/ffi/shm.rs; issue 15). Two-process runs are in
+// tests/c/test_shm.c and tests/python/test_across_processes.py.
+
+/// A 2 x 3 float32 tensor in shared memory (released by the end of the case) and its
+/// description.
+fn shm_tensor(c: &Case) -> dlshare_shm_desc {
+    let mut h = null_mut();
+    // SAFETY: a valid shape of 2 values and a writable output.
+    ok(unsafe { dlshare_tensor_empty_shared(F32, 2, [2i64, 3].as_ptr(), &mut h) });
+    c.keep(h);
+    let mut d = std::mem::MaybeUninit::<dlshare_shm_desc>::uninit();
+    // SAFETY: a live handle and a writable output.
+    ok(unsafe { dlshare_shm_export(h, d.as_mut_ptr()) });
+    // SAFETY: filled by the successful export.
+    unsafe { d.assume_init() }
+}
+
+/// Imports `d`: checked against the row; on failure the output is untouched.
+fn shm_import(c: &Case, d: &dlshare_shm_desc) {
+    let mut h = SENTINEL;
+    // SAFETY: `d` points to a description whose arrays hold `ndim` values (or are NULL).
+    let s = unsafe { dlshare_shm_import(d, &mut h) };
+    c.check(s);
+    if s == DLSHARE_OK {
+        c.keep(h);
+    } else {
+        assert_eq!(h, SENTINEL);
+    }
+}
+
+fn s01_shm_import_null_desc(c: &Case) {
+    let mut h = SENTINEL;
+    // SAFETY: NULL is what is tested; the output is writable.
+    c.check(unsafe { dlshare_shm_import(null(), &mut h) });
+    assert_eq!(h, SENTINEL);
+}
+
+fn s02_shm_import_null_out(c: &Case) {
+    let d = shm_tensor(c);
+    // SAFETY: a valid description; NULL output is what is tested.
+    c.check(unsafe { dlshare_shm_import(&d, null_mut()) });
+}
+
+fn s03_shm_import_negative_fd(c: &Case) {
+    let mut d = shm_tensor(c);
+    d.fd = -1;
+    shm_import(c, &d);
+}
+
+fn s04_shm_import_closed_fd(c: &Case) {
+    let mut d = shm_tensor(c);
+    let mut fds = [0i32; 2];
+    // SAFETY: a pipe, closed at once: its read end is a closed descriptor number.
+    unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    d.fd = fds[0];
+    shm_import(c, &d);
+}
+
+fn s05_shm_import_pipe(c: &Case) {
+    let mut d = shm_tensor(c);
+    let mut fds = [0i32; 2];
+    // SAFETY: a new pipe, closed below.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    d.fd = fds[0];
+    shm_import(c, &d);
+    // SAFETY: the pipe made above.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+}
+
+fn s06_shm_import_unsealed_memfd(c: &Case) {
+    let mut d = shm_tensor(c);
+    // SAFETY: a new memory file of the description's size, not sealed; closed below.
+    let fd = unsafe { libc::memfd_create(c"unsealed".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0);
+    // SAFETY: the file just made.
+    assert_eq!(unsafe { libc::ftruncate(fd, d.size as libc::off_t) }, 0);
+    d.fd = fd;
+    shm_import(c, &d);
+    // SAFETY: the file made above.
+    unsafe { libc::close(fd) };
+}
+
+fn s07_shm_import_stale_size(c: &Case) {
+    let mut d = shm_tensor(c);
+    d.size += 4096;
+    shm_import(c, &d);
+}
+
+fn s08_shm_import_outside_the_file(c: &Case) {
+    let mut d = shm_tensor(c);
+    let shape = [2i64, (d.size / 4) as i64];
+    d.shape = shape.as_ptr();
+    d.strides = null();
+    shm_import(c, &d);
+}
+
+fn s09_shm_import_misaligned_offset(c: &Case) {
+    let mut d = shm_tensor(c);
+    d.offset = 2;
+    let shape = [1i64];
+    d.ndim = 1;
+    d.shape = shape.as_ptr();
+    d.strides = null();
+    shm_import(c, &d);
+}
+
+fn s10_shm_import_unknown_dtype(c: &Case) {
+    let mut d = shm_tensor(c);
+    d.dtype.code = 99;
+    shm_import(c, &d);
+}
+
+fn s11_shm_import_ndim_65(c: &Case) {
+    let mut d = shm_tensor(c);
+    let shape = [1i64; 65];
+    d.ndim = 65;
+    d.shape = shape.as_ptr();
+    d.strides = null();
+    shm_import(c, &d);
+}
+
+fn s12_shm_import_null_shape(c: &Case) {
+    let mut d = shm_tensor(c);
+    d.shape = null();
+    shm_import(c, &d);
+}
+
+fn s13_shm_import_negative_extent(c: &Case) {
+    let mut d = shm_tensor(c);
+    let shape = [2i64, -3];
+    d.shape = shape.as_ptr();
+    d.strides = null();
+    shm_import(c, &d);
+}
+
+fn s14_shm_import_stride_overflow(c: &Case) {
+    let mut d = shm_tensor(c);
+    let strides = [i64::MAX, 1];
+    d.strides = strides.as_ptr();
+    shm_import(c, &d);
+}
+
+fn s15_shm_import_offset_past_the_file(c: &Case) {
+    let mut d = shm_tensor(c);
+    d.offset = u64::MAX - 3;
+    shm_import(c, &d);
+}
+
+fn s16_shm_import_read_only(c: &Case) {
+    let mut d = shm_tensor(c);
+    d.read_only = true;
+    shm_import(c, &d);
+    let h = *c.handles.borrow().last().unwrap();
+    let mut ro = false;
+    // SAFETY: a live handle and a writable output.
+    ok(unsafe { dlshare_tensor_is_read_only(h, &mut ro) });
+    assert!(ro);
+}
+
+fn s17_shm_export_not_shared(c: &Case) {
+    let mut h = null_mut();
+    // SAFETY: a valid shape and a writable output.
+    ok(unsafe { dlshare_tensor_zeros(F32, 1, [4i64].as_ptr(), CPU, &mut h) });
+    c.keep(h);
+    let mut d = std::mem::MaybeUninit::<dlshare_shm_desc>::uninit();
+    // SAFETY: a live handle and a writable output.
+    c.check(unsafe { dlshare_shm_export(h, d.as_mut_ptr()) });
+}
+
+fn s18_shm_export_null_out(c: &Case) {
+    let mut h = null_mut();
+    // SAFETY: a valid shape and a writable output.
+    ok(unsafe { dlshare_tensor_empty_shared(F32, 1, [4i64].as_ptr(), &mut h) });
+    c.keep(h);
+    // SAFETY: NULL output is what is tested.
+    c.check(unsafe { dlshare_shm_export(h, null_mut()) });
+}
+
+fn s19_empty_shared_negative_ndim(c: &Case) {
+    let mut h = SENTINEL;
+    // SAFETY: the output is writable; the shape is never read.
+    c.check(unsafe { dlshare_tensor_empty_shared(F32, -1, null(), &mut h) });
+    assert_eq!(h, SENTINEL);
+}
+
+fn s20_share_memory_null_handle(c: &Case) {
+    let mut h = SENTINEL;
+    // SAFETY: the output is writable.
+    c.check(unsafe { dlshare_tensor_share_memory(null(), &mut h) });
+    assert_eq!(h, SENTINEL);
+}
+
+fn s21_cuda_ipc_import_outside_the_allocation(c: &Case) {
+    let shape = [2000i64];
+    let d = dlshare_cuda_ipc_desc {
+        handle: [0; 64],
+        device_id: 0,
+        offset: 0,
+        size: 4096,
+        dtype: F32,
+        ndim: 1,
+        shape: shape.as_ptr(),
+        strides: null(),
+        read_only: false,
+    };
+    let mut h = SENTINEL;
+    // SAFETY: a description whose shape holds 1 value; a writable output.
+    c.check(unsafe { dlshare_cuda_ipc_import(&d, &mut h) });
+    assert_eq!(h, SENTINEL);
+}
+
+fn s22_cuda_ipc_export_of_a_cpu_tensor(c: &Case) {
+    let mut h = null_mut();
+    // SAFETY: a valid shape and a writable output.
+    ok(unsafe { dlshare_tensor_zeros(F32, 1, [4i64].as_ptr(), CPU, &mut h) });
+    c.keep(h);
+    let mut d = std::mem::MaybeUninit::<dlshare_cuda_ipc_desc>::uninit();
+    // SAFETY: a live handle and a writable output.
+    c.check(unsafe { dlshare_cuda_ipc_export(h, d.as_mut_ptr()) });
+}
+
+// ---------------------------------------------------------------------------------------------
 // The catalogue.
 
 catalogue! {
     n01_from_view_null_view: "dlshare_tensor_from_view", "view = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "view is NULL", C;
-    n02_from_view_null_out: "dlshare_tensor_from_view", "out_tensor = NULL (SHARE and COPY)" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", C;
+    n02_from_view_null_out: "dlshare_tensor_from_view", "tensor_out = NULL (SHARE and COPY)" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", C;
     n03_from_view_null_shape: "dlshare_tensor_from_view", "view.shape = NULL with ndim 2" => DLSHARE_ERR_NULL_ARGUMENT, "view.shape is NULL", "";
     n04_from_view_null_strides_array: "dlshare_tensor_from_view", "view.byte_strides = NULL" => DLSHARE_OK, "NULL byte_strides means C-contiguous", "tests/decision_table.rs";
     n05_from_view_null_data: "dlshare_tensor_from_view", "view.data = NULL with 6 elements (every mode)" => DLSHARE_ERR_NULL_ARGUMENT, "data is NULL", "";
     n06_explain_view_null_view: "dlshare_explain_view", "view = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "view is NULL", C;
     n07_explain_view_null_decision: "dlshare_explain_view", "decision_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "decision_out is NULL", C;
-    n08_convert_null_out: "dlshare_tensor_convert", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", C;
+    n08_convert_null_out: "dlshare_tensor_convert", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", C;
     n09_explain_tensor_null_decision: "dlshare_explain_tensor", "decision_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "decision_out is NULL", C;
     n10_from_dlpack_null_managed: "dlshare_tensor_from_dlpack", "managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed is NULL", C;
-    n11_from_dlpack_null_out: "dlshare_tensor_from_dlpack", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", OWN;
+    n11_from_dlpack_null_out: "dlshare_tensor_from_dlpack", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", OWN;
     n12_from_dlpack_legacy_null_managed: "dlshare_tensor_from_dlpack_legacy", "managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed is NULL", C;
-    n13_from_dlpack_legacy_null_out: "dlshare_tensor_from_dlpack_legacy", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", OWN;
+    n13_from_dlpack_legacy_null_out: "dlshare_tensor_from_dlpack_legacy", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", OWN;
     n14_explain_dlpack_null_managed: "dlshare_explain_dlpack", "managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed is NULL", C;
     n15_explain_dlpack_null_decision: "dlshare_explain_dlpack", "decision_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "decision_out is NULL", C;
     n16_explain_dlpack_legacy_null_managed: "dlshare_explain_dlpack_legacy", "managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed is NULL", C;
     n17_explain_dlpack_legacy_null_decision: "dlshare_explain_dlpack_legacy", "decision_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "decision_out is NULL", "";
-    n18_to_dlpack_null_out: "dlshare_tensor_to_dlpack", "out_managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_managed is NULL", C;
-    n19_to_dlpack_legacy_null_out: "dlshare_tensor_to_dlpack_legacy", "out_managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_managed is NULL", C;
+    n18_to_dlpack_null_out: "dlshare_tensor_to_dlpack", "managed_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed_out is NULL", C;
+    n19_to_dlpack_legacy_null_out: "dlshare_tensor_to_dlpack_legacy", "managed_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed_out is NULL", C;
     n20_typestr_null_typestr: "dlshare_dtype_from_typestr", "typestr = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "typestr is NULL", "";
     n21_typestr_null_dtype_out: "dlshare_dtype_from_typestr", "dtype_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "dtype_out is NULL", "";
     n22_typestr_null_swapped_out: "dlshare_dtype_from_typestr", "swapped_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "swapped_out is NULL", "";
     n23_dtype_from_name_null_name: "dlshare_dtype_from_name", "name = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "name is NULL", "";
     n24_dtype_from_name_null_out: "dlshare_dtype_from_name", "dtype_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "dtype_out is NULL", "";
-    n25_dtype_name_null_buf: "dlshare_dtype_name", "buf = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf is NULL", "";
-    n26_dtype_typestr_null_buf: "dlshare_dtype_typestr", "buf = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf is NULL", "";
+    n25_dtype_name_null_buf: "dlshare_dtype_name", "buf_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf_out is NULL", "";
+    n26_dtype_typestr_null_buf: "dlshare_dtype_typestr", "buf_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf_out is NULL", "";
     n27_device_from_name_null_name: "dlshare_device_from_name", "name = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "name is NULL", "";
     n28_device_from_name_null_out: "dlshare_device_from_name", "device_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "device_out is NULL", "";
-    n29_device_name_null_buf: "dlshare_device_name", "buf = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf is NULL", "";
+    n29_device_name_null_buf: "dlshare_device_name", "buf_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf_out is NULL", "";
     n30_empty_null_shape: "dlshare_tensor_empty / _zeros", "shape = NULL with ndim 2" => DLSHARE_ERR_NULL_ARGUMENT, "shape is NULL", C;
-    n31_empty_null_out: "dlshare_tensor_empty / _zeros", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", "tests/handles.rs live_count_returns_to_start_after_mixed_work";
+    n31_empty_null_out: "dlshare_tensor_empty / _zeros", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", "tests/handles.rs live_count_returns_to_start_after_mixed_work";
     n32_info_null_dl_out: "dlshare_tensor_info", "dl_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "dl_out is NULL", C;
     n33_info_null_flags_out: "dlshare_tensor_info", "flags_out = NULL" => DLSHARE_OK, "flags_out is optional", C;
     n34_ndim_null_out: "dlshare_tensor_ndim", "ndim_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "ndim_out is NULL", C;
@@ -2319,7 +2549,7 @@ catalogue! {
     e01_read_only_to_legacy: "dlshare_tensor_to_dlpack_legacy", "a read-only tensor" => DLSHARE_ERR_READ_ONLY, "cannot be exported as a legacy", "tests/dlpack_roundtrip.rs";
     e02_padded_subbyte_to_legacy: "dlshare_tensor_to_dlpack_legacy", "a padded float4 tensor" => DLSHARE_ERR_UNSUPPORTED_DTYPE, "IS_SUBBYTE_TYPE_PADDED", "";
     k01_columns_null: "dlshare_tensor_from_columns", "columns = NULL, ncolumns 2" => DLSHARE_ERR_NULL_ARGUMENT, "columns is NULL", "";
-    k02_columns_null_out: "dlshare_tensor_from_columns", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", "";
+    k02_columns_null_out: "dlshare_tensor_from_columns", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", "";
     k03_columns_null_options: "dlshare_tensor_from_columns", "options = NULL" => DLSHARE_OK, "float32 output, missing values raise, no normalisation", "tests/columns.rs";
     k04_columns_zero: "dlshare_tensor_from_columns", "ncolumns = 0" => DLSHARE_ERR_INVALID_ARGUMENT, "ncolumns is 0", "";
     k05_column_2d: "dlshare_tensor_from_columns", "a column view with ndim 2" => DLSHARE_ERR_INVALID_ARGUMENT, "a column is 1-D", "";
@@ -2344,7 +2574,7 @@ catalogue! {
     k23_onehot_huge_categories: "dlshare_tensor_from_columns", "ONEHOT of 2^45 categories x 4 rows (2^49 bytes)" => DLSHARE_ERR_OUT_OF_MEMORY, "bytes", "";
     k24_normalize_to_integers: "dlshare_tensor_from_columns", "MINMAX normalisation to int32" => DLSHARE_ERR_INVALID_ARGUMENT, "use a float dtype", "";
     w01_view_null_handle: "dlshare_tensor_view", "tensor = NULL" => DLSHARE_ERR_INVALID_HANDLE, "handle is NULL", "";
-    w02_view_null_out: "dlshare_tensor_view", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", "";
+    w02_view_null_out: "dlshare_tensor_view", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", "";
     w03_view_negative_ndim: "dlshare_tensor_view", "ndim = -1" => DLSHARE_ERR_INVALID_ARGUMENT, "ndim is -1", "";
     w04_view_ndim_65: "dlshare_tensor_view", "ndim = 65" => DLSHARE_ERR_INVALID_ARGUMENT, "ndim is 65", "";
     w05_view_null_shape: "dlshare_tensor_view", "shape = NULL with ndim 2" => DLSHARE_ERR_NULL_ARGUMENT, "shape is NULL", "";
@@ -2355,6 +2585,48 @@ catalogue! {
     w10_view_huge_strides: "dlshare_tensor_view", "strides (INT64_MAX, INT64_MIN)" => DLSHARE_ERR_INVALID_ARGUMENT, "outside the tensor's elements", "";
     w11_view_of_zero_size: "dlshare_tensor_view", "1 element of a (0, 3) tensor" => DLSHARE_ERR_INVALID_ARGUMENT, "has none", "";
     w12_view_strides_overflow_bytes: "dlshare_tensor_convert", "COPY of a view whose element stride INT64_MAX x 8 overflows" => DLSHARE_ERR_OVERFLOW, "overflows a 64-bit integer", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s01_shm_import_null_desc: "dlshare_shm_import", "desc = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "desc is NULL", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s02_shm_import_null_out: "dlshare_shm_import", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s03_shm_import_negative_fd: "dlshare_shm_import", "desc.fd = -1" => DLSHARE_ERR_INVALID_ARGUMENT, "is not a file descriptor", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s04_shm_import_closed_fd: "dlshare_shm_import", "desc.fd closed (or never received in this process)" => DLSHARE_ERR_INVALID_ARGUMENT, "cannot be used", "tests/c/test_shm.c, tests/python/test_across_processes.py";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s05_shm_import_pipe: "dlshare_shm_import", "desc.fd is a pipe" => DLSHARE_ERR_INVALID_ARGUMENT, "not a dlshare shared-memory file", "tests/c/test_shm.c";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s06_shm_import_unsealed_memfd: "dlshare_shm_import", "desc.fd is a memory file not sealed against resizing (it could shrink under the mapping: SIGBUS)" => DLSHARE_ERR_INVALID_ARGUMENT, "sealed against shrinking", "tests/python/test_across_processes.py";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s07_shm_import_stale_size: "dlshare_shm_import", "desc.size 4096 more than the file's (stale or forged description)" => DLSHARE_ERR_INVALID_ARGUMENT, "stale or forged", "tests/c/test_shm.c";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s08_shm_import_outside_the_file: "dlshare_shm_import", "shape reaching past the end of the file" => DLSHARE_ERR_INVALID_ARGUMENT, "outside it", "tests/c/test_shm.c";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s09_shm_import_misaligned_offset: "dlshare_shm_import", "float32 at offset 2" => DLSHARE_ERR_INVALID_ARGUMENT, "not aligned", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s10_shm_import_unknown_dtype: "dlshare_shm_import", "dtype code 99" => DLSHARE_ERR_UNSUPPORTED_DTYPE, "unknown DLPack type code 99", "tests/c/test_shm.c";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s11_shm_import_ndim_65: "dlshare_shm_import", "ndim = 65" => DLSHARE_ERR_INVALID_ARGUMENT, "ndim is 65", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s12_shm_import_null_shape: "dlshare_shm_import", "desc.shape = NULL with ndim 2" => DLSHARE_ERR_NULL_ARGUMENT, "desc->shape is NULL", "tests/c/test_shm.c";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s13_shm_import_negative_extent: "dlshare_shm_import", "shape (2, -3)" => DLSHARE_ERR_INVALID_ARGUMENT, "is negative", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s14_shm_import_stride_overflow: "dlshare_shm_import", "strides (INT64_MAX, 1)" => DLSHARE_ERR_OVERFLOW, "overflows a 64-bit integer", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s15_shm_import_offset_past_the_file: "dlshare_shm_import", "desc.offset = UINT64_MAX - 3" => DLSHARE_ERR_INVALID_ARGUMENT, "outside it", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s16_shm_import_read_only: "dlshare_shm_import", "desc.read_only = true" => DLSHARE_OK, "mapped read-only; the tensor is read-only", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s17_shm_export_not_shared: "dlshare_shm_export", "a tensor in private memory" => DLSHARE_ERR_INVALID_ARGUMENT, "not in shared memory", "tests/c/test_shm.c";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s18_shm_export_null_out: "dlshare_shm_export", "desc_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "desc_out is NULL", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s19_empty_shared_negative_ndim: "dlshare_tensor_empty_shared", "ndim = -1" => DLSHARE_ERR_INVALID_ARGUMENT, "ndim is -1", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s20_share_memory_null_handle: "dlshare_tensor_share_memory", "tensor = NULL" => DLSHARE_ERR_INVALID_HANDLE, "handle is NULL", "";
+    s21_cuda_ipc_import_outside_the_allocation: "dlshare_cuda_ipc_import", "2000 float32 in a 4096-byte allocation (checked before the driver is asked; without CUDA a valid layout gives DLSHARE_ERR_DEVICE_UNAVAILABLE)" => DLSHARE_ERR_INVALID_ARGUMENT, "reaches outside the 4096-byte cuda allocation", "tests/python/test_across_processes.py test_cuda_ipc_without_cuda_answers_device_unavailable";
+    s22_cuda_ipc_export_of_a_cpu_tensor: "dlshare_cuda_ipc_export", "a CPU tensor" => DLSHARE_ERR_UNSUPPORTED_DEVICE, "describes cuda device tensors", "";
     c01_deleter_reenters: "dlshare_tensor_release", "the producer's deleter calls info/release/zeros/retain(NULL)" => DLSHARE_OK, "callbacks run outside every lock: re-entry works; deleter once", "tests/ownership.rs a_deleter_may_call_back_into_dlshare";
     c02_release_callback_reenters: "dlshare_tensor_from_view, dlshare_tensor_release", "the view's release callback re-enters (SHARE; COPY runs it inside the call)" => DLSHARE_OK, "release callbacks may call dlshare; released once", "";
     c03_deleter_releases_its_own_handle: "dlshare_tensor_release", "the deleter releases the handle being released" => DLSHARE_OK, "the handle is dead before the deleter runs: the inner release gets DLSHARE_ERR_INVALID_HANDLE", "";
@@ -2422,6 +2694,20 @@ const ELSEWHERE: &[(&str, &str, &str, &str, &str)] = &[
         "a panic inside dlshare (no input reaches one; the test injects it)",
         "DLSHARE_ERR_PANIC",
         "\"internal error (panic) in dlshare: <payload>\"; locks stay usable, a reserved handle slot is returned",
+    ),
+    (
+        "tests/python/test_across_processes.py test_forged_or_truncated_payloads_are_refused",
+        "`pickle.loads` of a `dlshare.Tensor` (Python)",
+        "forged or truncated protocol-5 payloads: a buffer shorter than the layout, shape/strides/offset reaching outside it, fewer strides than dimensions, negative extents, non-integers, 65 dimensions, a bad dtype, a truncated stream",
+        "InvalidArgumentError (UnsupportedDtypeError for the dtype; pickle's own error for a cut stream)",
+        "\"a truncated or forged payload\": the layout is checked against the buffer before any tensor is made",
+    ),
+    (
+        "tests/python/test_across_processes.py test_stale_or_forged_descriptions_are_refused, test_a_child_may_exit_right_after_sending",
+        "multiprocessing hand-off of a shared tensor (Python)",
+        "a closed fd, a pipe, a regular file, an unsealed memfd, a wrong size, a misaligned offset; a hand-off received twice or whose sender is gone",
+        "InvalidArgumentError",
+        "the library's refusal (rows s03..s15), or \"the shared tensor's sender is gone or the tensor was received already\"",
     ),
 ];
 
