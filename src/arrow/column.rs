@@ -1,5 +1,6 @@
 //! One Arrow column (its chunks) to one `columns::Column`: values read in place or joined,
-//! validity bitmaps read in place by the kernel (byte masks when chunks are joined), bit-packed bools to bytes, dictionaries to codes
+//! validity bitmaps read in place by the kernel (byte masks when chunks are joined), bit-packed
+//! bools to bytes, dictionaries to codes
 //! (unified by label across chunks), dates, times and decimals to what the kernel reads.
 
 use super::abi::ArrowArray;
