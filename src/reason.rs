@@ -24,11 +24,14 @@ pub enum Reason {
     /// Bindings only: the producer built new memory for the conversion (`__array__` of a
     /// pandas column with missing values, for example): nothing of the producer is shared.
     ProducerCopy,
+    /// An Arrow array whose layout a tensor cannot view (nulls, several chunks, bit-packed
+    /// bools, dictionary or date/time values, NaN to fill).
+    ArrowLayout,
 }
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::None,
         Reason::ReadOnly,
         Reason::NegativeStride,
@@ -42,6 +45,7 @@ impl Reason {
         Reason::LazyNegative,
         Reason::RequiresGrad,
         Reason::ProducerCopy,
+        Reason::ArrowLayout,
     ];
 
     /// Stable snake_case code (the Python binding's `.reason`), NUL-terminated for C.
@@ -60,6 +64,7 @@ impl Reason {
             Reason::LazyNegative => c"lazy_negative",
             Reason::RequiresGrad => c"requires_grad",
             Reason::ProducerCopy => c"producer_copy",
+            Reason::ArrowLayout => c"arrow_layout",
         }
     }
 

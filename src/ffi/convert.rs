@@ -314,12 +314,12 @@ impl convert::Owner for ViewOwner {
 pub unsafe extern "C" fn dlshare_tensor_from_view(
     view: *const dlshare_view,
     options: *const dlshare_options,
-    out_tensor: *mut *mut dlshare_tensor,
+    tensor_out: *mut *mut dlshare_tensor,
     decision_out: *mut dlshare_decision,
 ) -> dlshare_status {
     deciding(decision_out, || {
-        // SAFETY: documented contract for `view` and `out_tensor`.
-        let (v, slot) = unsafe { (arg(view, "view")?, out(out_tensor, "out_tensor")?) };
+        // SAFETY: documented contract for `view` and `tensor_out`.
+        let (v, slot) = unsafe { (arg(view, "view")?, out(tensor_out, "tensor_out")?) };
         let (tensor, decision, reservation) =
             import_view(v, || Ok((options_from(options)?, handles::reserve()?)))?;
         slot.write(reservation.fill(tensor));
@@ -370,21 +370,21 @@ pub unsafe extern "C" fn dlshare_explain_view(
 }
 
 /// Converts an existing tensor (`tensor.to(dtype)` style): shares it (a new handle to the same
-/// memory) when the options allow, otherwise copies. `*out_tensor` is a new handle owned by the
+/// memory) when the options allow, otherwise copies. `*tensor_out` is a new handle owned by the
 /// caller; `tensor` stays owned by the caller.
 ///
 /// # Safety
-/// `options` NULL or valid; `out_tensor` writable; `decision_out` NULL or writable.
+/// `options` NULL or valid; `tensor_out` writable; `decision_out` NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlshare_tensor_convert(
     tensor: *const dlshare_tensor,
     options: *const dlshare_options,
-    out_tensor: *mut *mut dlshare_tensor,
+    tensor_out: *mut *mut dlshare_tensor,
     decision_out: *mut dlshare_decision,
 ) -> dlshare_status {
     deciding(decision_out, || {
         // SAFETY: documented contract.
-        let slot = unsafe { out(out_tensor, "out_tensor")? };
+        let slot = unsafe { out(tensor_out, "tensor_out")? };
         let t = handles::get(tensor)?;
         let reservation = handles::reserve()?;
         let (converted, decision) = convert::convert_tensor(&t, &options_from(options)?)?;

@@ -152,7 +152,7 @@ static void null_arguments(void) {
   CHECK_FAILS(dlshare_tensor_from_view(NULL, &share, &t, NULL), DLSHARE_ERR_NULL_ARGUMENT);
   CHECK_MESSAGE_MENTIONS("view");
   CHECK_FAILS(dlshare_tensor_from_view(&view, &share, NULL, NULL), DLSHARE_ERR_NULL_ARGUMENT);
-  CHECK_MESSAGE_MENTIONS("out_tensor");
+  CHECK_MESSAGE_MENTIONS("tensor_out");
   CHECK_FAILS(dlshare_explain_view(NULL, &share, &decision), DLSHARE_ERR_NULL_ARGUMENT);
   CHECK_FAILS(dlshare_explain_view(&view, &share, NULL), DLSHARE_ERR_NULL_ARGUMENT);
   CHECK_FAILS(dlshare_tensor_from_dlpack(NULL, &share, &t, NULL), DLSHARE_ERR_NULL_ARGUMENT);
@@ -190,7 +190,7 @@ static void null_arguments(void) {
   CHECK_FAILS(dlshare_tensor_shares_memory(t, t, NULL), DLSHARE_ERR_NULL_ARGUMENT);
   CHECK_FAILS(dlshare_tensor_info(t, NULL, NULL), DLSHARE_ERR_NULL_ARGUMENT);
   CHECK_FAILS(dlshare_tensor_to_dlpack(t, NULL), DLSHARE_ERR_NULL_ARGUMENT);
-  CHECK_MESSAGE_MENTIONS("out_managed");
+  CHECK_MESSAGE_MENTIONS("managed_out");
   CHECK_FAILS(dlshare_tensor_to_dlpack_legacy(t, NULL), DLSHARE_ERR_NULL_ARGUMENT);
   CHECK_FAILS(dlshare_tensor_convert(t, NULL, NULL, NULL), DLSHARE_ERR_NULL_ARGUMENT);
   CHECK_FAILS(dlshare_explain_tensor(t, NULL, NULL), DLSHARE_ERR_NULL_ARGUMENT);
@@ -248,7 +248,7 @@ static void names(void) {
   static const char *const REASON_NAMES[] = {
       "none",       "read_only",    "negative_stride", "stride_not_item_multiple", "byte_order",
       "misaligned", "dtype_change", "device_change",   "copy_requested",
-      "lazy_conjugate", "lazy_negative", "requires_grad", "producer_copy",
+      "lazy_conjugate", "lazy_negative", "requires_grad", "producer_copy", "arrow_layout",
   };
   int32_t i;
   CHECK(DLSHARE_ERR_PANIC == 14); /* the table below covers every code */
@@ -258,8 +258,9 @@ static void names(void) {
   CHECK(strcmp(dlshare_status_name(-1), "DLSHARE_UNKNOWN_STATUS") == 0);
   CHECK(strcmp(dlshare_status_name(DLSHARE_ERR_PANIC + 1), "DLSHARE_UNKNOWN_STATUS") == 0);
   CHECK(DLSHARE_REASON_COPY_REQUESTED == 8);
-  CHECK(DLSHARE_REASON_PRODUCER_COPY == 12); /* the table covers every code (issue 11: 9-12) */
-  for (i = 0; i <= DLSHARE_REASON_PRODUCER_COPY; i++) {
+  CHECK(DLSHARE_REASON_PRODUCER_COPY == 12); /* issue 11: 9-12 */
+  CHECK(DLSHARE_REASON_ARROW_LAYOUT == 13);  /* the table covers every code */
+  for (i = 0; i <= DLSHARE_REASON_ARROW_LAYOUT; i++) {
     CHECK(strcmp(dlshare_reason_name(i), REASON_NAMES[i]) == 0);
   }
   CHECK(strcmp(dlshare_reason_name(99), "unknown") == 0);

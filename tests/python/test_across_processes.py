@@ -18,15 +18,18 @@ import sys
 import numpy as np
 import pytest
 import torch
+from multiprocessing.reduction import ForkingPickler
 
 import dlshare
 from dlshare import _shm
 
 from across_children import (
+    child_cuda,
     child_hold,
     child_pipe,
     child_process_argument,
     child_queue,
+    child_returns_and_exits,
     pool_task,
 )
 
@@ -296,6 +299,59 @@ def test_multiprocessing_shares_the_pages(method, no_shared_leaks):
     del t, reply, small, arg, inputs, results, x
 
 
+def test_a_child_may_exit_right_after_sending(no_shared_leaks):
+    ctx = mp.get_context("fork")
+    outbox = ctx.Queue()
+    for i in range(5):
+        p = ctx.Process(target=child_returns_and_exits, args=(outbox, i))
+        p.start()
+        t = outbox.get(timeout=60)
+        assert t.is_shared_memory and t.numpy().tolist() == [i] * 4
+        p.join(60)
+        assert p.exitcode == 0
+    # a hand-off is received once; a second receive of the same message is refused clearly
+    t = dlshare.zeros((2,), shared=True)
+    message = bytes(ForkingPickler.dumps(t))
+    assert ForkingPickler.loads(message).is_shared_memory
+    with pytest.raises(dlshare.InvalidArgumentError, match="received already"):
+        ForkingPickler.loads(message)
+    del t
+
+
+CUDA = dlshare.cuda.is_available()
+WHY = dlshare.cuda.unavailable_reason()
+
+
+@pytest.mark.skipif(CUDA, reason="skipped: CUDA is available (run with DLSHARE_DISABLE_CUDA=1)")
+def test_cuda_ipc_without_cuda_answers_device_unavailable():
+    args = (b"\0" * 64, 0, 0, 4096, (2, 32, 1), (4,), (1,), False)
+    with pytest.raises(dlshare.DeviceUnavailableError):
+        _shm.import_cuda(*args)
+    with pytest.raises(dlshare.InvalidArgumentError):
+        _shm.import_cuda(b"short", *args[1:])  # checked before the driver is asked
+    with pytest.raises(dlshare.InvalidArgumentError):
+        _shm.import_cuda(args[0], 0, 0, 4096, (2, 32, 1), (2000,), (1,), False)  # outside
+    with pytest.raises(dlshare.UnsupportedDeviceError):
+        _shm.export_cuda(dlshare.zeros(3))  # a CPU tensor has no CUDA IPC handle
+
+
+@pytest.mark.skipif(not CUDA, reason=f"skipped: no CUDA device ({WHY})")
+def test_cuda_tensor_crosses_processes_through_cuda_ipc():
+    ctx = mp.get_context("spawn")  # CUDA cannot be used in a forked child
+    inbox, outbox = ctx.Queue(), ctx.Queue()
+    p = ctx.Process(target=child_cuda, args=(inbox, outbox))
+    p.start()
+    t = dlshare.tensor(np.arange(8, dtype=np.float32), device="cuda:0")  # cuMemAlloc memory
+    assert t.device == "cuda:0"
+    inbox.put(t)  # the handle travels; t stays alive here while the child uses it
+    assert outbox.get(timeout=120) == 3.0
+    assert outbox.get(timeout=120) == "done"
+    p.join(60)
+    assert p.exitcode == 0
+    assert torch.from_dlpack(t)[4].item() == 44.0  # the child's write, in the same memory
+    del t
+
+
 def test_abrupt_child_death_leaks_nothing_in_the_parent(no_shared_leaks):
     ctx = mp.get_context("spawn")
     inbox, outbox = ctx.Queue(), ctx.Queue()
@@ -501,3 +557,23 @@ def test_c_api_producer_feeds_a_python_consumer(tmp_path, no_shared_leaks):
     assert producer.returncode == 0 and "saw the write" in out, err
     here.close()
     del t
+
+
+def test_readme_example_runs():
+    """The README's "Across processes" section shows examples/across_processes.py verbatim, and
+    it runs."""
+    import pathlib
+    import re
+
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    readme = (repo / "README.md").read_text()
+    section = readme.split("## Across processes", 1)[1].split("\n## ", 1)[0]
+    marker = "<!-- example: examples/across_processes.py -->\n```python\n"
+    assert marker in section
+    shown = section.split(marker, 1)[1].split("```", 1)[0]
+    example = repo / "examples" / "across_processes.py"
+    assert shown == example.read_text(), "README block and examples/across_processes.py differ"
+    assert re.search(r"shared=True", shown)
+    out = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -10,23 +10,33 @@
   and `Tensor.is_shared_memory` over the library's memory files (src/shm.rs).
 - multiprocessing: a reducer registered with `multiprocessing.reduction.ForkingPickler` (what
   Queue, Pipe, Pool and Process arguments use with every start method) sends a shared tensor as
-  its file descriptor (multiprocessing's own `DupFd`: inherited by a child being started, else
-  passed with SCM_RIGHTS over a Unix socket) plus its layout. The receiver maps the same pages:
-  writes are seen both ways, and the hand-off costs the same for any size. A tensor that is not
+  its file descriptor (passed with the start of a child being started, else collected by the
+  receiver with SCM_RIGHTS over an authenticated Unix socket, `_Sharer`) plus its layout. The
+  receiver maps the same pages: writes are seen both ways, and the hand-off costs the same for
+  any size. A tensor that is not
   in shared memory goes by value, as with pickle (it is not moved to shared memory behind the
   caller's back: call `share_memory()` first).
 
 Descriptors: each shared tensor storage keeps one file descriptor open in each process that holds
 it; a shared tensor in flight through multiprocessing holds one more in the sender (the
-duplicate multiprocessing keeps until the receiver collects it). The README's "Across
+duplicate the sender keeps until the receiver collects it). The README's "Across
 processes" gives the counts under the default `ulimit -n`.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
+import secrets
+import threading
+import time
+from multiprocessing import connection as _mp_connection
+from multiprocessing import context as _mp_context
+from multiprocessing import process as _mp_process
 from multiprocessing import reduction as _mp_reduction
+from multiprocessing import util as _mp_util
+
 import numpy as np
 
 from . import _core
@@ -211,6 +221,14 @@ def _rebuild(buffer, dtype_key, shape, strides, offset, readonly):
     elif offset > arr.nbytes:
         raise InvalidArgumentError(f"offset {offset} is past the {arr.nbytes}-byte buffer")
     readonly = readonly or not arr.flags.writeable
+    if arr.nbytes and (arr.__array_interface__["data"][0] + offset) % min(item, 64):
+        # A misaligned buffer (a frame at an odd place in a network message): one copy into
+        # aligned memory keeps the layout, where the library would copy into C order.
+        aligned = np.empty(arr.nbytes + 64, np.uint8)
+        skip = (-aligned.__array_interface__["data"][0] - offset) % 64
+        aligned = aligned[skip : skip + arr.nbytes]
+        aligned[:] = arr
+        arr = aligned
     s = _core._scratch
     v = s.view
     address = arr.__array_interface__["data"][0] if arr.nbytes else 0
@@ -243,14 +261,163 @@ def _rebuild_on_device(host, device):
 # multiprocessing
 
 
+# How long a process that is exiting waits for its receivers to collect the descriptors it sent.
+COLLECT_TIMEOUT_S = 10.0
+
+
+class _Sharer:
+    """Hands out duplicates of file descriptors to other processes on request: a thread serving
+    a Unix socket in the abstract namespace (no file to remove, so it keeps working while the
+    process exits), authenticated with the process's multiprocessing authkey (which its
+    children share). multiprocessing's own resource_sharer removes its socket early in the exit
+    of a process, so a child that puts a tensor in a queue and returns at once would take it
+    with it; this one waits, at exit, until every descriptor was collected (up to
+    COLLECT_TIMEOUT_S: a receiver that died never collects)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.collected = threading.Condition(self.lock)
+        self.pid = None
+        self.address = None
+        self.listener = None
+        self.pending: dict[int, int] = {}
+        self.keys = itertools.count(1)
+
+    def register(self, fd: int) -> tuple[str, int]:
+        """(address, key) under which another process can collect a duplicate of `fd`."""
+        with self.lock:
+            if self.pid != os.getpid():  # first use here, or a forked child: start afresh
+                for inherited in self.pending.values():
+                    os.close(inherited)  # the parent's duplicates, copied by fork
+                self.pending = {}
+                self.pid = os.getpid()
+                self.address = f"\0dlshare-fds-{os.getpid()}-{secrets.token_hex(8)}"
+                self.listener = _mp_connection.Listener(
+                    self.address, family="AF_UNIX", authkey=_mp_process.current_process().authkey
+                )
+                threading.Thread(target=self._serve, args=(self.listener,), daemon=True,
+                                 name="dlshare-fd-sharer").start()
+            key = next(self.keys)
+            self.pending[key] = os.dup(fd)
+            return self.address, key
+
+    def _serve(self, listener) -> None:
+        while True:
+            try:
+                conn = listener.accept()
+            except OSError:
+                return  # closed
+            except Exception:  # a failed handshake (wrong key): serve the next one
+                continue
+            with conn:
+                try:
+                    key = conn.recv()
+                except Exception:
+                    continue
+                with self.lock:
+                    fd = self.pending.pop(key, None) if isinstance(key, int) else None
+                if fd is None:
+                    continue  # closing the connection tells the receiver
+                try:
+                    _mp_reduction.send_handle(conn, fd, None)
+                except OSError:
+                    pass  # the receiver went away
+                finally:
+                    os.close(fd)
+                    with self.lock:
+                        self.collected.notify_all()
+
+    def wait_at_exit(self) -> None:
+        # After multiprocessing's queues flushed (exit priority -5). Registered up front: one
+        # registered while the exit runs (a queue's feeder thread pickling a tensor then) would
+        # not be run.
+        _mp_util.Finalize(None, self.wait_until_collected, exitpriority=-10)
+
+    def wait_until_collected(self) -> None:
+        if self.pid != os.getpid():
+            return
+        deadline = time.monotonic() + COLLECT_TIMEOUT_S
+        with self.lock:
+            while self.pending and time.monotonic() < deadline:
+                self.collected.wait(max(0.0, deadline - time.monotonic()))
+
+
+_sharer = _Sharer()
+
+
+class _SharedFd:
+    """A descriptor in another process, collected once by `detach`."""
+
+    __slots__ = ("address", "key")
+
+    def __init__(self, address: str, key: int) -> None:
+        self.address, self.key = address, key
+
+    def __reduce__(self):
+        return (_SharedFd, (self.address, self.key))
+
+    def detach(self) -> int:
+        try:
+            with _mp_connection.Client(
+                self.address, family="AF_UNIX", authkey=_mp_process.current_process().authkey
+            ) as conn:
+                conn.send(self.key)
+                return _mp_reduction.recv_handle(conn)
+        except (OSError, EOFError, RuntimeError, _mp_connection.AuthenticationError) as exc:
+            raise InvalidArgumentError(
+                "the shared tensor's sender is gone or the tensor was received already (each "
+                f"hand-off is received once): {exc!r}"
+            ) from None
+
+
+def export_cuda(t) -> tuple:
+    """(handle bytes, device_id, offset, size) of a CUDA tensor (CUDA IPC)."""
+    desc = ffi.new("dlshare_cuda_ipc_desc *")
+    check(lib.dlshare_cuda_ipc_export(t._handle, desc))
+    return bytes(ffi.buffer(desc.handle)), int(desc.device_id), int(desc.offset), int(desc.size)
+
+
+def import_cuda(handle, device_id, offset, size, dtype_key, shape, strides, readonly):
+    """The CUDA tensor another process exported (that process must keep its tensor alive while
+    this one is used)."""
+    key, shape, strides = _check_layout(dtype_key, shape, strides, offset, readonly)
+    if not isinstance(handle, bytes) or len(handle) != 64:
+        raise InvalidArgumentError("a CUDA IPC handle is 64 bytes")
+    if not isinstance(device_id, int) or not 0 <= device_id < 2**31:
+        raise InvalidArgumentError(f"device_id must be a device number, got {device_id!r:.50}")
+    if not isinstance(size, int) or not 0 <= size < 2**64:
+        raise InvalidArgumentError(f"size must be a byte count, got {size!r:.50}")
+    desc = ffi.new("dlshare_cuda_ipc_desc *")
+    ffi.memmove(desc.handle, handle, 64)
+    c_shape = ffi.new("int64_t[]", shape) if shape else ffi.NULL
+    c_strides = ffi.new("int64_t[]", strides) if strides else ffi.NULL
+    desc.device_id, desc.offset, desc.size, desc.dtype = device_id, offset, size, key
+    desc.ndim, desc.shape, desc.strides, desc.read_only = len(shape), c_shape, c_strides, readonly
+    out = ffi.new("dlshare_tensor **")
+    check(lib.dlshare_cuda_ipc_import(desc, out))
+    return _core.Tensor._wrap(out[0], True)
+
+
 def _reduce_for_multiprocessing(t):
+    if t.__dlpack_device__()[0] == lib.kDLCUDA:
+        # CUDA IPC: the receiver opens the same device memory (the sender keeps t alive)
+        meta = (t._dtype_key, t.shape, t.strides, t.readonly)
+        return (import_cuda, (*export_cuda(t), *meta))
     if t.__dlpack_device__()[0] == lib.kDLCPU and is_shared_memory(t):
         fd, offset, size = _export(t)
         return (
             _rebuild_shared,
-            (_mp_reduction.DupFd(fd), offset, size, t._dtype_key, t.shape, t.strides, t.readonly),
+            (_dup_fd(fd), offset, size, t._dtype_key, t.shape, t.strides, t.readonly),
         )
     return reduce_ex(t, 4)  # by value (multiprocessing pickles with protocol 4)
+
+
+def _dup_fd(fd: int):
+    """multiprocessing's own DupFd while a child is being started (spawn, forkserver: the fd is
+    passed with the start), else one of ours."""
+    if _mp_context.get_spawning_popen() is not None:
+        return _mp_reduction.DupFd(fd)
+    return _SharedFd(*_sharer.register(fd))
 
 
 def _rebuild_shared(dup, offset, size, dtype_key, shape, strides, readonly):
@@ -266,4 +433,7 @@ def install(tensor_class) -> None:
     tensor_class.share_memory = share_memory
     tensor_class.is_shared_memory = property(is_shared_memory)
     _mp_reduction.ForkingPickler.register(tensor_class, _reduce_for_multiprocessing)
+    _sharer.wait_at_exit()
+    # multiprocessing's children clear the registry of exit functions after a fork
+    _mp_util.register_after_fork(_sharer, _Sharer.wait_at_exit)
 

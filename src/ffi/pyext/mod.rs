@@ -237,6 +237,9 @@ fn explain_missing_api() {
     }
 }
 
+/// Binding internals: the CPython fast path of the Python package, not a public API (it may
+/// change with any release of the package and the library together).
+///
 /// CPython only: the native part of the Python package, a dict of callables and the
 /// `TensorBase` type, as a new reference to a Python object (`PyObject *`). Call it through
 /// `ctypes.PyDLL(...).dlshare_python_module` with `restype = ctypes.py_object`, with the GIL
