@@ -468,8 +468,15 @@ fn large_copies_pipeline_through_the_staging_buffers() {
         return;
     }
     let _g = lock();
-    // 40 MiB: several 8 MiB staging buffers each way, C order and transposed (packed by tiles)
-    let (rows, cols) = (2560i64, 4096i64);
+    // five staging buffers' worth (40 MiB with the default 8 MiB; tests/cuda_sim/run sets
+    // DLSHARE_CUDA_CHUNK_MB=1): more than the four buffers of the ring each way, C order and
+    // transposed (packed by tiles)
+    let chunk_mb = std::env::var("DLSHARE_CUDA_CHUNK_MB")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|&mb| (1..=1024).contains(&mb))
+        .unwrap_or(8);
+    let (rows, cols) = (320 * chunk_mb, 4096i64);
     let n = (rows * cols) as usize;
     let bytes = noise(n * 4, 99);
     let buf = Buf::from_bytes(&bytes);
