@@ -268,6 +268,7 @@ mod imp {
         "cuDeviceGetCount",
         "cuDeviceGet",
         "cuDevicePrimaryCtxRetain",
+        "cuDevicePrimaryCtxRelease_v2",
         "cuCtxPushCurrent_v2",
         "cuCtxPopCurrent_v2",
         "cuCtxSynchronize",
@@ -501,19 +502,14 @@ mod imp {
             // SAFETY: writes the handle of device `id` (< the device count).
             unsafe { sys::cuDeviceGet(&mut cu_device, id) }.check("cuDeviceGet")?;
             let mut ctx = null_mut();
-            // SAFETY: retains the device's primary context; never released (process lifetime).
+            // SAFETY: retains the device's primary context; kept for the life of the process
+            // once the device has started.
             unsafe { sys::cuDevicePrimaryCtxRetain(&mut ctx, cu_device) }
                 .check("cuDevicePrimaryCtxRetain")?;
-            let _entered = enter(ctx)?;
-            let mut stream = null_mut();
-            // SAFETY: creates a stream in the current (this device's primary) context.
-            unsafe {
-                sys::cuStreamCreate(
-                    &mut stream,
-                    sys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32,
-                )
-            }
-            .check("cuStreamCreate")?;
+            let stream = Self::new_stream(ctx).inspect_err(|_| {
+                // SAFETY: gives back the retain above: the device did not start.
+                unsafe { sys::cuDevicePrimaryCtxRelease_v2(cu_device) };
+            })?;
             Ok(Dev {
                 id,
                 cu_device,
@@ -524,6 +520,21 @@ mod imp {
                 peers: Mutex::new(Vec::new()),
                 allocated: AtomicU64::new(0),
             })
+        }
+
+        /// dlshare's (non-blocking) stream in `ctx`.
+        fn new_stream(ctx: sys::CUcontext) -> Result<sys::CUstream> {
+            let _entered = enter(ctx)?;
+            let mut stream = null_mut();
+            // SAFETY: creates a stream in the current (this device's primary) context.
+            unsafe {
+                sys::cuStreamCreate(
+                    &mut stream,
+                    sys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32,
+                )
+            }
+            .check("cuStreamCreate")?;
+            Ok(stream)
         }
 
         /// Makes this device's context current (and releases finished retired sources).
@@ -708,17 +719,34 @@ mod imp {
     unsafe impl Send for Staging {}
 
     impl Staging {
+        /// Call with the context entered. On failure the buffers made so far are freed (the
+        /// partial `Staging` drops).
         fn new(chunk: usize) -> Result<Staging> {
-            let mut buffers = Vec::with_capacity(BUFFERS);
+            let mut staging = Staging {
+                chunk,
+                buffers: Vec::with_capacity(BUFFERS),
+            };
             for _ in 0..BUFFERS {
+                let event = Event::new()?;
                 let mut p = null_mut();
                 // SAFETY: allocates pinned host memory, portable to every context; kept for the
-                // life of the process.
+                // life of the process (the staging of a started device is never dropped).
                 unsafe { sys::cuMemHostAlloc(&mut p, chunk, sys::CU_MEMHOSTALLOC_PORTABLE) }
                     .check("cuMemHostAlloc (staging buffer)")?;
-                buffers.push((p as usize, Event::new()?));
+                staging.buffers.push((p as usize, event));
             }
-            Ok(Staging { chunk, buffers })
+            Ok(staging)
+        }
+    }
+
+    impl Drop for Staging {
+        fn drop(&mut self) {
+            for (p, event) in &self.buffers {
+                // a transfer may still use the buffer (an error mid-pipeline): wait first
+                let _ = event.wait();
+                // SAFETY: a block from cuMemHostAlloc in `new`, freed once.
+                unsafe { sys::cuMemFreeHost(*p as *mut c_void) };
+            }
         }
     }
 
