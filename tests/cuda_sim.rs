@@ -716,12 +716,13 @@ impl Drop for Consumer<'_> {
     }
 }
 
-/// Releases `stream`'s gate after a moment, from another thread.
+/// Releases `stream`'s gate in half a second, from another thread (the test queues its work
+/// before then).
 fn open_later(sim: &Sim, stream: *mut c_void) -> std::thread::JoinHandle<()> {
     let gate = sim.gate;
     let stream = stream as usize;
     std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::thread::sleep(std::time::Duration::from_millis(500));
         // SAFETY: a live stream handle.
         unsafe { gate(stream as *mut c_void, 0) };
     })
@@ -748,7 +749,10 @@ fn the_stream_handoff_orders_a_consumer_after_our_copy() {
         let dst = data_of(pinned);
         for handoff in [true, false] {
             // the producer's stream is held: our copy on it cannot run yet
+            // (opened from another thread in a moment: a copy that must finish before it
+            // returns, as with DLSHARE_CUDA_PAGEABLE=register, waits until then)
             sim.gate(producer, true);
+            let opener = open_later(&sim, producer);
             let (s, d, _) = from_view(
                 &host_view(&buf, F32, &shape),
                 &on_stream(to_device(opts(COPY), CUDA0), producer),
@@ -759,7 +763,6 @@ fn the_stream_handoff_orders_a_consumer_after_our_copy() {
                 ok(dlshare_cuda_stream_wait(0, consumer.stream as i64));
             }
             consumer.read(data_of(d), dst, n * 4);
-            let opener = open_later(&sim, producer);
             consumer.synchronize();
             opener.join().unwrap();
             let seen = contents(pinned);
