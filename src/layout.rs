@@ -156,19 +156,32 @@ pub fn byte_extent(shape: &[i64], byte_strides: &[i64], item_size: usize) -> Res
     if numel(shape)? == 0 {
         return Ok((0, 0));
     }
-    let (mut lo, mut hi) = (0i64, 0i64);
-    for (&n, &s) in shape.iter().zip(byte_strides) {
-        let span = (n - 1).checked_mul(s).ok_or_else(overflow)?;
-        if span < 0 {
-            lo = lo.checked_add(span).ok_or_else(overflow)?;
-        } else {
-            hi = hi.checked_add(span).ok_or_else(overflow)?;
-        }
-    }
+    // Each partial sum lies between 0 and the total of its sign, so the totals fit in i64
+    // exactly when every step would have.
+    let (lo, hi) = extent(shape, byte_strides);
+    let lo = i64::try_from(lo).map_err(|_| overflow())?;
+    let hi = i64::try_from(hi).map_err(|_| overflow())?;
     let hi = hi
         .checked_add(i64::try_from(item_size).map_err(|_| overflow())?)
         .ok_or_else(overflow)?;
     Ok((lo, hi))
+}
+
+/// The inclusive range `[lo, hi]` of offsets (in units of `strides`: elements or bytes),
+/// relative to the first element, that a non-empty strided array touches. Computed in i128,
+/// saturating: exact for every extent that fits in 64 bits, and beyond any 64-bit range
+/// otherwise.
+pub fn extent(shape: &[i64], strides: &[i64]) -> (i128, i128) {
+    let (mut lo, mut hi) = (0i128, 0i128);
+    for (&n, &s) in shape.iter().zip(strides) {
+        let span = i128::from(n - 1) * i128::from(s);
+        if span < 0 {
+            lo = lo.saturating_add(span);
+        } else {
+            hi = hi.saturating_add(span);
+        }
+    }
+    (lo, hi)
 }
 
 /// Checks that a view of `shape`/`byte_strides` starting at `addr` stays inside the address space
@@ -203,6 +216,30 @@ pub(crate) fn byte_stride(s: i64, item_size: usize) -> Result<i64> {
             "stride {s} times item size {item_size} overflows a 64-bit integer"
         ))
     })
+}
+
+/// Element strides to byte strides, overflow-checked. A zero-size array touches no memory, so
+/// its strides only need to be representable: they saturate instead of failing (an export of
+/// a `(0, INT64_MAX)` tensor must re-import).
+pub fn byte_strides_for(shape: &[i64], strides: &[i64], item_size: usize) -> Result<Vec<i64>> {
+    let mut out = strides.to_vec();
+    to_byte_strides(shape, item_size, &mut out)?;
+    Ok(out)
+}
+
+/// `byte_strides_for` in place: `strides` (element strides of `shape`) become byte strides.
+pub(crate) fn to_byte_strides(shape: &[i64], item_size: usize, strides: &mut [i64]) -> Result<()> {
+    if shape.contains(&0) {
+        let item = i64::try_from(item_size).unwrap_or(i64::MAX);
+        for s in strides.iter_mut() {
+            *s = s.saturating_mul(item);
+        }
+        return Ok(());
+    }
+    for s in strides.iter_mut() {
+        *s = byte_stride(*s, item_size)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,6 +9,10 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 /// cbindgen:ignore
+mod alloc;
+/// cbindgen:ignore
+pub mod arrow;
+/// cbindgen:ignore
 pub mod columns;
 /// cbindgen:ignore
 pub mod convert;
@@ -27,9 +31,17 @@ pub mod kernels;
 /// cbindgen:ignore
 pub mod layout;
 /// cbindgen:ignore
+pub mod reason;
+/// cbindgen:ignore
+pub mod shm;
+/// cbindgen:ignore
+pub mod source;
+/// cbindgen:ignore
 pub mod storage;
 /// cbindgen:ignore
 pub mod tensor;
+/// cbindgen:ignore
+mod transfer;
 
 pub use convert::{Decision, Mode, Options, Reason, Source};
 pub use device::Device;

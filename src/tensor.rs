@@ -3,13 +3,20 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "ndarray")]
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn, ShapeBuilder};
 
+use crate::alloc;
 use crate::device::Device;
-use crate::dtype::{DType, Element};
+use crate::dtype::DType;
+#[cfg(feature = "ndarray")]
+use crate::dtype::Element;
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::storage::{Release, Storage};
+use crate::source::{Source, SourceRef};
+#[cfg(feature = "ndarray")]
+use crate::storage::Release;
+use crate::storage::Storage;
 
 #[derive(Clone)]
 pub struct Tensor {
@@ -72,11 +79,8 @@ impl Tensor {
             )));
         }
         let device = device.validate()?;
-        let on_cpu = device.device_type == crate::device::device_type::CPU;
-        if !on_cpu {
-            // CUDA and pinned memory (crate::cuda); fails early when the device is unusable
-            crate::cuda::check_alloc(device)?;
-        }
+        // Fails early, before the size is computed, when the device is unusable.
+        alloc::check(device)?;
         let n = layout::numel(shape)?;
         let nbytes = n
             .checked_mul(dtype.item_size() as u64)
@@ -87,11 +91,7 @@ impl Tensor {
                     "{n} elements of {dtype} do not fit in the address space"
                 ))
             })?;
-        if on_cpu {
-            Storage::alloc_cpu(nbytes, zeroed)
-        } else {
-            crate::cuda::alloc(device, nbytes, zeroed)
-        }
+        alloc::alloc(device, nbytes, zeroed)
     }
 
     /// A C-contiguous tensor over freshly allocated owned storage.
@@ -110,6 +110,7 @@ impl Tensor {
         }
     }
 
+    #[cfg(feature = "ndarray")]
     /// Takes an owned `ndarray` array without copying: the array is kept alive by the tensor.
     pub fn from_ndarray<T: Element>(array: ArrayD<T>) -> Tensor {
         let shape: Vec<i64> = array.shape().iter().map(|&n| n as i64).collect();
@@ -221,6 +222,7 @@ impl Tensor {
         self.device() == other.device() && a0 < b1 && b0 < a1
     }
 
+    #[cfg(feature = "ndarray")]
     fn check_view<T: Element>(&self) -> Result<()> {
         if T::DTYPE != self.dtype {
             return Err(Error::InvalidArgument(format!(
@@ -238,6 +240,7 @@ impl Tensor {
         Ok(())
     }
 
+    #[cfg(feature = "ndarray")]
     /// Zero-copy `ndarray` view of the elements (any strides, including negative ones).
     pub fn as_array_view<T: Element>(&self) -> Result<ArrayViewD<'_, T>> {
         self.check_view::<T>()?;
@@ -253,6 +256,7 @@ impl Tensor {
         Ok(view)
     }
 
+    #[cfg(feature = "ndarray")]
     /// Zero-copy mutable `ndarray` view; refused for read-only tensors. The caller must not
     /// create overlapping mutable views (zero strides are refused for that reason).
     pub fn as_array_view_mut<T: Element>(&mut self) -> Result<ArrayViewMutD<'_, T>> {
@@ -286,6 +290,7 @@ impl Tensor {
         Ok(view)
     }
 
+    #[cfg(feature = "ndarray")]
     /// The lowest element address, the shape, the absolute strides and the axes to flip back.
     fn positive_layout<T>(&self) -> (*mut T, Vec<usize>, Vec<usize>, Vec<usize>) {
         let mut base = self.data_ptr() as *mut T;
@@ -309,5 +314,98 @@ impl Tensor {
             .map(|&s| if empty { 0 } else { s.unsigned_abs() as usize })
             .collect();
         (base, shape, strides, flips)
+    }
+
+    /// A view of the same storage with a new `shape`, element `strides` (any sign, zero
+    /// allowed) and element `offset` of its index-(0, ..., 0) element relative to this tensor's
+    /// first element. Every element of the view must lie inside this tensor's element extent
+    /// (the range between its lowest and highest element). The view keeps the storage alive,
+    /// is read-only when this tensor is, and is not a fresh copy. A zero-size view starts at
+    /// this tensor's first element whatever the offset.
+    pub fn restride(&self, shape: &[i64], strides: &[i64], offset: i64) -> Result<Tensor> {
+        if shape.len() != strides.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{} strides given for {} dimensions",
+                strides.len(),
+                shape.len()
+            )));
+        }
+        let n = layout::numel(shape)?;
+        if self.dtype.is_subbyte() && !self.subbyte_padded {
+            return Err(Error::UnsupportedDtype(format!(
+                "packed {} elements have no element addresses; views of them are not supported",
+                self.dtype
+            )));
+        }
+        let mut view = Tensor {
+            storage: self.storage.clone(),
+            data: self.data,
+            byte_offset: self.byte_offset,
+            dtype: self.dtype,
+            shape: shape.to_vec(),
+            strides: strides.to_vec(),
+            read_only: self.read_only,
+            is_copy: false,
+            subbyte_padded: self.subbyte_padded,
+        };
+        if n == 0 {
+            return Ok(view);
+        }
+        if self.numel() == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "a view of shape {shape:?} needs elements, but the tensor (shape {:?}) has none",
+                self.shape
+            )));
+        }
+        let (src_lo, src_hi) = layout::extent(&self.shape, &self.strides);
+        let (lo, hi) = layout::extent(shape, strides);
+        let (lo, hi) = (lo + i128::from(offset), hi + i128::from(offset));
+        if lo < src_lo || hi > src_hi {
+            return Err(Error::InvalidArgument(format!(
+                "a view with shape {shape:?}, strides {strides:?} and offset {offset} reaches \
+                 elements {lo}..={hi}, outside the tensor's elements {src_lo}..={src_hi} \
+                 (shape {:?}, strides {:?}); shrink the view",
+                self.shape, self.strides
+            )));
+        }
+        let item = self.dtype.item_size() as i128;
+        let byte_offset = i128::from(self.byte_offset) + i128::from(offset) * item;
+        match u64::try_from(byte_offset) {
+            Ok(b) => view.byte_offset = b,
+            Err(_) => {
+                // Before `data`: point `data` at the view's first element instead.
+                view.data = self
+                    .data_ptr()
+                    .wrapping_offset((i128::from(offset) * item) as isize);
+                view.byte_offset = 0;
+            }
+        }
+        Ok(view)
+    }
+}
+
+impl Tensor {
+    /// This tensor as a conversion source over `byte_strides` (its strides in bytes, from
+    /// `layout::to_byte_strides`): the one place a tensor becomes a `Source`.
+    pub(crate) fn source_ref<'a>(&'a self, byte_strides: &'a [i64]) -> SourceRef<'a> {
+        SourceRef {
+            data: self.data,
+            byte_offset: self.byte_offset,
+            dtype: self.dtype,
+            shape: &self.shape,
+            byte_strides,
+            device: self.device(),
+            read_only: self.read_only,
+            byte_swapped: false,
+            subbyte_padded: self.subbyte_padded,
+        }
+    }
+}
+
+impl Source {
+    /// A source over an existing tensor.
+    pub fn of_tensor(t: &Tensor) -> Result<Source> {
+        let byte_strides = layout::byte_strides_for(&t.shape, &t.strides, t.dtype.item_size())?;
+        Ok(t.source_ref(&byte_strides).to_source())
     }
 }

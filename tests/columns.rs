@@ -1,3 +1,4 @@
+#![cfg(feature = "ndarray")] // results are read through ndarray views (Tensor::as_array_view)
 //! The columns kernel (`dlshare::columns`) on hand-made columns: every column kind, NaN policy,
 //! normalisation and output dtype, strided / byte-swapped / masked inputs, the multi-threaded
 //! path against a sequential reference, `Tensor::restride`, and the two C entry points.

@@ -1,4 +1,4 @@
-//! CUDA through the C API (DESIGN.md §5, src/cuda.rs).
+//! CUDA through the C API (docs/design.md, "CUDA"; src/cuda/ and src/transfer/).
 //!
 //! Two halves, each of which runs only where it applies and prints a "skipped: ..." line
 //! otherwise (Rust has no run-time skip):

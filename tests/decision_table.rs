@@ -1,6 +1,6 @@
-//! Every row of the DESIGN.md §3 table in all three modes, through raw NumPy-style views (byte
-//! strides) and, where DLPack can express the input, through versioned and legacy DLPack
-//! imports. For each: the status, the decision (shared, reason, non-empty detail), that the
+//! Every row of the decision table (docs/design.md) in all three modes, through raw NumPy-style
+//! views (byte strides) and, where DLPack can express the input, through versioned and legacy
+//! DLPack imports. For each: the status, the decision (shared, reason, non-empty detail), that the
 //! matching `explain` call says the same without calling anything, the release callback or
 //! deleter count, and then for copies the values (computed here from the source buffer) and
 //! the copy's layout, for shares the pointer and writes visible both ways.

@@ -25,6 +25,7 @@ use dlshare::ffi::memory::{dlshare_get_cache_limit, dlshare_set_cache_limit};
 use dlshare::ffi::names::*;
 use dlshare::ffi::pyext::dlshare_python_module;
 use dlshare::ffi::python::dlshare_pycapsule_destructor;
+use dlshare::ffi::shm::*;
 
 // ---------------------------------------------------------------------------------------------
 // The harness.
@@ -299,6 +300,277 @@ impl Case {
             assert_eq!(h, SENTINEL, "{}: output written on failure", self.row.test);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arrow C Data Interface (issue #14): every struct handed in is consumed and released exactly
+// once, on success and on error; the message names the column and the field.
+
+use dlshare::ffi::arrow::*;
+
+fn arrow_x(format: &str) -> (arrow::SchemaSpec, arrow::ArraySpec) {
+    (
+        arrow::table_schema(vec![arrow::field("x", format)]),
+        arrow::batch(3, vec![arrow::primitive(&[1i64, 2, 3], None)]),
+    )
+}
+
+/// Imports the table made from the specs after `corrupt`; asserts the row's status, untouched
+/// outputs, and that both structs were moved and released exactly once.
+fn arrow_refused(
+    c: &Case,
+    specs: (arrow::SchemaSpec, arrow::ArraySpec),
+    corrupt: impl FnOnce(&mut arrow::ArrowSchema, &mut arrow::ArrowArray),
+    o: &dlshare_arrow_options,
+) {
+    let (sr, ar) = (c.counter_expecting(1), c.counter_expecting(1));
+    let mut s = arrow::schema(&specs.0, &sr);
+    let mut a = arrow::array(&specs.1, &ar);
+    corrupt(&mut s, &mut a);
+    let mut h = SENTINEL;
+    let mut d = blank_decision();
+    let mut names: *mut c_char = null_mut();
+    // SAFETY: valid (if malformed) structs and outputs.
+    c.check(unsafe { dlshare_tensor_from_arrow(&mut s, &mut a, o, &mut h, &mut d, &mut names) });
+    assert_eq!(h, SENTINEL, "{}: output written on failure", c.row.test);
+    assert_untouched(&d);
+    assert!(names.is_null());
+    assert!(
+        s.release.is_none() && a.release.is_none(),
+        "{}: not consumed",
+        c.row.test
+    );
+    assert_eq!(
+        (count(&sr), count(&ar)),
+        (1, 1),
+        "{}: not released once",
+        c.row.test
+    );
+}
+
+fn arrow_default() -> dlshare_arrow_options {
+    dlshare_arrow_options_init(0, 0)
+}
+
+fn r01_arrow_null_schema(c: &Case) {
+    let ar = c.counter_expecting(1);
+    let mut a = arrow::array(&arrow_x("l").1, &ar);
+    let mut h = SENTINEL;
+    // SAFETY: NULL schema is what the case tests.
+    c.check(unsafe {
+        dlshare_tensor_from_arrow(null_mut(), &mut a, null(), &mut h, null_mut(), null_mut())
+    });
+    assert_eq!(h, SENTINEL);
+    assert!(a.release.is_none());
+}
+
+fn r02_arrow_released_array(c: &Case) {
+    let (sr, ar) = (c.counter_expecting(1), c.counter_expecting(1));
+    let mut s = arrow::schema(&arrow_x("l").0, &sr);
+    let mut a = arrow::array(&arrow_x("l").1, &ar);
+    let release = a.release.take().unwrap();
+    let mut h = SENTINEL;
+    // SAFETY: valid structs; the array is marked released.
+    c.check(unsafe {
+        dlshare_tensor_from_arrow(&mut s, &mut a, null(), &mut h, null_mut(), null_mut())
+    });
+    assert_eq!(h, SENTINEL);
+    assert_eq!(count(&ar), 0, "a released array's callback must not run");
+    a.release = Some(release);
+    // SAFETY: the test's own array, released once here.
+    unsafe { release(&mut a) };
+}
+
+fn r03_arrow_null_tensor_out(c: &Case) {
+    let (sr, ar) = (c.counter_expecting(1), c.counter_expecting(1));
+    let (ss, aa) = arrow_x("l");
+    let mut s = arrow::schema(&ss, &sr);
+    let mut a = arrow::array(&aa, &ar);
+    // SAFETY: NULL tensor_out is what the case tests.
+    c.check(unsafe {
+        dlshare_tensor_from_arrow(&mut s, &mut a, null(), null_mut(), null_mut(), null_mut())
+    });
+    assert!(s.release.is_none() && a.release.is_none());
+}
+
+fn r04_arrow_wrong_buffer_count(c: &Case) {
+    // SAFETY: corrupts the made array's child; its private data frees the real buffers.
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).n_buffers = 1 },
+        &arrow_default(),
+    );
+}
+
+fn r05_arrow_negative_length(c: &Case) {
+    // SAFETY: as above.
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).length = -1 },
+        &arrow_default(),
+    );
+}
+
+fn r06_arrow_negative_offset(c: &Case) {
+    // SAFETY: as above.
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).offset = -3 },
+        &arrow_default(),
+    );
+}
+
+fn r07_arrow_offset_overflow(c: &Case) {
+    // SAFETY: as above.
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).offset = i64::MAX - 1 },
+        &arrow_default(),
+    );
+}
+
+fn r08_arrow_null_values_buffer(c: &Case) {
+    let (s, mut a) = arrow_x("l");
+    a.children[0].buffers[1] = None;
+    arrow_refused(c, (s, a), |_, _| {}, &arrow_default());
+}
+
+fn r09_arrow_null_validity_with_nulls(c: &Case) {
+    let (s, mut a) = arrow_x("l");
+    a.children[0].null_count = 1;
+    arrow_refused(c, (s, a), |_, _| {}, &arrow_default());
+}
+
+fn r10_arrow_null_count_above_length(c: &Case) {
+    let (s, mut a) = arrow_x("l");
+    a.children[0].null_count = 9;
+    arrow_refused(c, (s, a), |_, _| {}, &arrow_default());
+}
+
+fn r11_arrow_unsupported_format(c: &Case) {
+    let name = std::ffi::CString::new("x").unwrap();
+    let select = [name.as_ptr()];
+    let mut o = arrow_default();
+    o.select = select.as_ptr();
+    o.nselect = 1;
+    arrow_refused(c, arrow_x("z"), |_, _| {}, &o);
+}
+
+fn r12_arrow_null_format(c: &Case) {
+    // SAFETY: the made schema has one child; its strings are owned by the private data.
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |s, _| unsafe { (**s.children).format = null() },
+        &arrow_default(),
+    );
+}
+
+fn r13_arrow_children_mismatch(c: &Case) {
+    arrow_refused(c, arrow_x("l"), |_, a| a.n_children = 0, &arrow_default());
+}
+
+fn r14_arrow_child_too_short(c: &Case) {
+    // SAFETY: as in r04.
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).length = 2 },
+        &arrow_default(),
+    );
+}
+
+fn r15_arrow_dictionary_missing(c: &Case) {
+    let (mut s, a) = arrow_x("l");
+    s.children[0].dictionary = Some(Box::new(arrow::field("", "u")));
+    let mut o = arrow_default();
+    o.categorical = 1;
+    arrow_refused(c, (s, a), |_, _| {}, &o);
+}
+
+fn r16_arrow_stream_null(c: &Case) {
+    let mut h = SENTINEL;
+    // SAFETY: NULL stream is what the case tests.
+    c.check(unsafe {
+        dlshare_tensor_from_arrow_stream(null_mut(), null(), &mut h, null_mut(), null_mut())
+    });
+    assert_eq!(h, SENTINEL);
+}
+
+fn r17_arrow_stream_get_next_fails(c: &Case) {
+    let (sr, ar) = (c.counter_expecting(1), c.counter_expecting(1));
+    let (ss, aa) = arrow_x("l");
+    let mut st = arrow::stream(&ss, vec![aa], 5, &sr, &ar);
+    let mut h = SENTINEL;
+    // SAFETY: a valid stream whose get_next fails.
+    c.check(unsafe {
+        dlshare_tensor_from_arrow_stream(&mut st, null(), &mut h, null_mut(), null_mut())
+    });
+    assert_eq!(h, SENTINEL);
+    assert!(st.release.is_none());
+}
+
+fn r18_arrow_bad_categorical_option(c: &Case) {
+    let mut o = arrow_default();
+    o.categorical = 7;
+    arrow_refused(c, arrow_x("l"), |_, _| {}, &o);
+}
+
+fn r19_arrow_export_bool(c: &Case) {
+    let h = c.tensor(BOOL, &[4]);
+    let (mut s, mut a) = (null_mut(), null_mut());
+    // SAFETY: valid outputs.
+    c.check(unsafe { dlshare_tensor_to_arrow(h, &mut s, &mut a) });
+    assert!(s.is_null() && a.is_null());
+}
+
+fn r20_arrow_export_null_outputs(c: &Case) {
+    let h = c.tensor(F32, &[4]);
+    let mut a = null_mut();
+    // SAFETY: NULL schema_out is what the case tests.
+    c.check(unsafe { dlshare_tensor_to_arrow(h, null_mut(), &mut a) });
+    assert!(a.is_null());
+}
+
+fn r21_arrow_null_buffers_array(c: &Case) {
+    // SAFETY: as in r04 (the private data keeps the real buffer list).
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).buffers = null_mut() },
+        &arrow_default(),
+    );
+}
+
+fn r22_arrow_unknown_column(c: &Case) {
+    let name = std::ffi::CString::new("nope").unwrap();
+    let select = [name.as_ptr()];
+    let mut o = arrow_default();
+    o.select = select.as_ptr();
+    o.nselect = 1;
+    arrow_refused(c, arrow_x("l"), |_, _| {}, &o);
+}
+
+fn r23_arrow_batch_with_null_rows(c: &Case) {
+    let (s, mut a) = arrow_x("l");
+    a.null_count = 1;
+    a.buffers[0] = Some(vec![0b101]);
+    arrow_refused(c, (s, a), |_, _| {}, &arrow_default());
+}
+
+fn r24_arrow_text_column(c: &Case) {
+    let name = std::ffi::CString::new("x").unwrap();
+    let select = [name.as_ptr()];
+    let mut o = arrow_default();
+    o.select = select.as_ptr();
+    o.nselect = 1;
+    let s = arrow::table_schema(vec![arrow::field("x", "u")]);
+    let a = arrow::batch(2, vec![arrow::utf8(&["a", "b"])]);
+    arrow_refused(c, (s, a), |_, _| {}, &o);
 }
 
 /// Declares the catalogue: one `Row` per case in `CATALOGUE`, and one `#[test]` per case in
@@ -2151,40 +2423,269 @@ fn w12_view_strides_overflow_bytes(c: &Case) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Shared memory across processes (src/shm.rs, src/ffi/shm.rs; issue 15). Two-process runs are in
+// tests/c/test_shm.c and tests/python/test_across_processes.py.
+
+/// A 2 x 3 float32 tensor in shared memory (released by the end of the case) and its
+/// description.
+fn shm_tensor(c: &Case) -> dlshare_shm_desc {
+    let mut h = null_mut();
+    // SAFETY: a valid shape of 2 values and a writable output.
+    ok(unsafe { dlshare_tensor_empty_shared(F32, 2, [2i64, 3].as_ptr(), &mut h) });
+    c.keep(h);
+    let mut d = std::mem::MaybeUninit::<dlshare_shm_desc>::uninit();
+    // SAFETY: a live handle and a writable output.
+    ok(unsafe { dlshare_shm_export(h, d.as_mut_ptr()) });
+    // SAFETY: filled by the successful export.
+    unsafe { d.assume_init() }
+}
+
+/// Imports `d`: checked against the row; on failure the output is untouched.
+fn shm_import(c: &Case, d: &dlshare_shm_desc) {
+    let mut h = SENTINEL;
+    // SAFETY: `d` points to a description whose arrays hold `ndim` values (or are NULL).
+    let s = unsafe { dlshare_shm_import(d, &mut h) };
+    c.check(s);
+    if s == DLSHARE_OK {
+        c.keep(h);
+    } else {
+        assert_eq!(h, SENTINEL);
+    }
+}
+
+fn s01_shm_import_null_desc(c: &Case) {
+    let mut h = SENTINEL;
+    // SAFETY: NULL is what is tested; the output is writable.
+    c.check(unsafe { dlshare_shm_import(null(), &mut h) });
+    assert_eq!(h, SENTINEL);
+}
+
+fn s02_shm_import_null_out(c: &Case) {
+    let d = shm_tensor(c);
+    // SAFETY: a valid description; NULL output is what is tested.
+    c.check(unsafe { dlshare_shm_import(&d, null_mut()) });
+}
+
+fn s03_shm_import_negative_fd(c: &Case) {
+    let mut d = shm_tensor(c);
+    d.fd = -1;
+    shm_import(c, &d);
+}
+
+fn s04_shm_import_closed_fd(c: &Case) {
+    let mut d = shm_tensor(c);
+    let mut fds = [0i32; 2];
+    // SAFETY: a pipe, closed at once: its read end is a closed descriptor number.
+    unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    d.fd = fds[0];
+    shm_import(c, &d);
+}
+
+fn s05_shm_import_pipe(c: &Case) {
+    let mut d = shm_tensor(c);
+    let mut fds = [0i32; 2];
+    // SAFETY: a new pipe, closed below.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    d.fd = fds[0];
+    shm_import(c, &d);
+    // SAFETY: the pipe made above.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+}
+
+fn s06_shm_import_unsealed_memfd(c: &Case) {
+    let mut d = shm_tensor(c);
+    // SAFETY: a new memory file of the description's size, not sealed; closed below.
+    let fd = unsafe { libc::memfd_create(c"unsealed".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0);
+    // SAFETY: the file just made.
+    assert_eq!(unsafe { libc::ftruncate(fd, d.size as libc::off_t) }, 0);
+    d.fd = fd;
+    shm_import(c, &d);
+    // SAFETY: the file made above.
+    unsafe { libc::close(fd) };
+}
+
+fn s07_shm_import_stale_size(c: &Case) {
+    let mut d = shm_tensor(c);
+    d.size += 4096;
+    shm_import(c, &d);
+}
+
+fn s08_shm_import_outside_the_file(c: &Case) {
+    let mut d = shm_tensor(c);
+    let shape = [2i64, (d.size / 4) as i64];
+    d.shape = shape.as_ptr();
+    d.strides = null();
+    shm_import(c, &d);
+}
+
+fn s09_shm_import_misaligned_offset(c: &Case) {
+    let mut d = shm_tensor(c);
+    d.offset = 2;
+    let shape = [1i64];
+    d.ndim = 1;
+    d.shape = shape.as_ptr();
+    d.strides = null();
+    shm_import(c, &d);
+}
+
+fn s10_shm_import_unknown_dtype(c: &Case) {
+    let mut d = shm_tensor(c);
+    d.dtype.code = 99;
+    shm_import(c, &d);
+}
+
+fn s11_shm_import_ndim_65(c: &Case) {
+    let mut d = shm_tensor(c);
+    let shape = [1i64; 65];
+    d.ndim = 65;
+    d.shape = shape.as_ptr();
+    d.strides = null();
+    shm_import(c, &d);
+}
+
+fn s12_shm_import_null_shape(c: &Case) {
+    let mut d = shm_tensor(c);
+    d.shape = null();
+    shm_import(c, &d);
+}
+
+fn s13_shm_import_negative_extent(c: &Case) {
+    let mut d = shm_tensor(c);
+    let shape = [2i64, -3];
+    d.shape = shape.as_ptr();
+    d.strides = null();
+    shm_import(c, &d);
+}
+
+fn s14_shm_import_stride_overflow(c: &Case) {
+    let mut d = shm_tensor(c);
+    let strides = [i64::MAX, 1];
+    d.strides = strides.as_ptr();
+    shm_import(c, &d);
+}
+
+fn s15_shm_import_offset_past_the_file(c: &Case) {
+    let mut d = shm_tensor(c);
+    d.offset = u64::MAX - 3;
+    shm_import(c, &d);
+}
+
+fn s16_shm_import_read_only(c: &Case) {
+    let mut d = shm_tensor(c);
+    d.read_only = true;
+    shm_import(c, &d);
+    let h = *c.handles.borrow().last().unwrap();
+    let mut ro = false;
+    // SAFETY: a live handle and a writable output.
+    ok(unsafe { dlshare_tensor_is_read_only(h, &mut ro) });
+    assert!(ro);
+}
+
+fn s17_shm_export_not_shared(c: &Case) {
+    let mut h = null_mut();
+    // SAFETY: a valid shape and a writable output.
+    ok(unsafe { dlshare_tensor_zeros(F32, 1, [4i64].as_ptr(), CPU, &mut h) });
+    c.keep(h);
+    let mut d = std::mem::MaybeUninit::<dlshare_shm_desc>::uninit();
+    // SAFETY: a live handle and a writable output.
+    c.check(unsafe { dlshare_shm_export(h, d.as_mut_ptr()) });
+}
+
+fn s18_shm_export_null_out(c: &Case) {
+    let mut h = null_mut();
+    // SAFETY: a valid shape and a writable output.
+    ok(unsafe { dlshare_tensor_empty_shared(F32, 1, [4i64].as_ptr(), &mut h) });
+    c.keep(h);
+    // SAFETY: NULL output is what is tested.
+    c.check(unsafe { dlshare_shm_export(h, null_mut()) });
+}
+
+fn s19_empty_shared_negative_ndim(c: &Case) {
+    let mut h = SENTINEL;
+    // SAFETY: the output is writable; the shape is never read.
+    c.check(unsafe { dlshare_tensor_empty_shared(F32, -1, null(), &mut h) });
+    assert_eq!(h, SENTINEL);
+}
+
+fn s20_share_memory_null_handle(c: &Case) {
+    let mut h = SENTINEL;
+    // SAFETY: the output is writable.
+    c.check(unsafe { dlshare_tensor_share_memory(null(), &mut h) });
+    assert_eq!(h, SENTINEL);
+}
+
+fn s21_cuda_ipc_import_outside_the_allocation(c: &Case) {
+    let shape = [2000i64];
+    let d = dlshare_cuda_ipc_desc {
+        handle: [0; 64],
+        device_id: 0,
+        offset: 0,
+        size: 4096,
+        dtype: F32,
+        ndim: 1,
+        shape: shape.as_ptr(),
+        strides: null(),
+        read_only: false,
+    };
+    let mut h = SENTINEL;
+    // SAFETY: a description whose shape holds 1 value; a writable output.
+    c.check(unsafe { dlshare_cuda_ipc_import(&d, &mut h) });
+    assert_eq!(h, SENTINEL);
+}
+
+fn s22_cuda_ipc_export_of_a_cpu_tensor(c: &Case) {
+    let mut h = null_mut();
+    // SAFETY: a valid shape and a writable output.
+    ok(unsafe { dlshare_tensor_zeros(F32, 1, [4i64].as_ptr(), CPU, &mut h) });
+    c.keep(h);
+    let mut d = std::mem::MaybeUninit::<dlshare_cuda_ipc_desc>::uninit();
+    // SAFETY: a live handle and a writable output.
+    c.check(unsafe { dlshare_cuda_ipc_export(h, d.as_mut_ptr()) });
+}
+
+// ---------------------------------------------------------------------------------------------
 // The catalogue.
 
 catalogue! {
     n01_from_view_null_view: "dlshare_tensor_from_view", "view = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "view is NULL", C;
-    n02_from_view_null_out: "dlshare_tensor_from_view", "out_tensor = NULL (SHARE and COPY)" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", C;
+    n02_from_view_null_out: "dlshare_tensor_from_view", "tensor_out = NULL (SHARE and COPY)" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", C;
     n03_from_view_null_shape: "dlshare_tensor_from_view", "view.shape = NULL with ndim 2" => DLSHARE_ERR_NULL_ARGUMENT, "view.shape is NULL", "";
     n04_from_view_null_strides_array: "dlshare_tensor_from_view", "view.byte_strides = NULL" => DLSHARE_OK, "NULL byte_strides means C-contiguous", "tests/decision_table.rs";
     n05_from_view_null_data: "dlshare_tensor_from_view", "view.data = NULL with 6 elements (every mode)" => DLSHARE_ERR_NULL_ARGUMENT, "data is NULL", "";
     n06_explain_view_null_view: "dlshare_explain_view", "view = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "view is NULL", C;
     n07_explain_view_null_decision: "dlshare_explain_view", "decision_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "decision_out is NULL", C;
-    n08_convert_null_out: "dlshare_tensor_convert", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", C;
+    n08_convert_null_out: "dlshare_tensor_convert", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", C;
     n09_explain_tensor_null_decision: "dlshare_explain_tensor", "decision_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "decision_out is NULL", C;
     n10_from_dlpack_null_managed: "dlshare_tensor_from_dlpack", "managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed is NULL", C;
-    n11_from_dlpack_null_out: "dlshare_tensor_from_dlpack", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", OWN;
+    n11_from_dlpack_null_out: "dlshare_tensor_from_dlpack", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", OWN;
     n12_from_dlpack_legacy_null_managed: "dlshare_tensor_from_dlpack_legacy", "managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed is NULL", C;
-    n13_from_dlpack_legacy_null_out: "dlshare_tensor_from_dlpack_legacy", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", OWN;
+    n13_from_dlpack_legacy_null_out: "dlshare_tensor_from_dlpack_legacy", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", OWN;
     n14_explain_dlpack_null_managed: "dlshare_explain_dlpack", "managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed is NULL", C;
     n15_explain_dlpack_null_decision: "dlshare_explain_dlpack", "decision_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "decision_out is NULL", C;
     n16_explain_dlpack_legacy_null_managed: "dlshare_explain_dlpack_legacy", "managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed is NULL", C;
     n17_explain_dlpack_legacy_null_decision: "dlshare_explain_dlpack_legacy", "decision_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "decision_out is NULL", "";
-    n18_to_dlpack_null_out: "dlshare_tensor_to_dlpack", "out_managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_managed is NULL", C;
-    n19_to_dlpack_legacy_null_out: "dlshare_tensor_to_dlpack_legacy", "out_managed = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_managed is NULL", C;
+    n18_to_dlpack_null_out: "dlshare_tensor_to_dlpack", "managed_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed_out is NULL", C;
+    n19_to_dlpack_legacy_null_out: "dlshare_tensor_to_dlpack_legacy", "managed_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "managed_out is NULL", C;
     n20_typestr_null_typestr: "dlshare_dtype_from_typestr", "typestr = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "typestr is NULL", "";
     n21_typestr_null_dtype_out: "dlshare_dtype_from_typestr", "dtype_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "dtype_out is NULL", "";
     n22_typestr_null_swapped_out: "dlshare_dtype_from_typestr", "swapped_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "swapped_out is NULL", "";
     n23_dtype_from_name_null_name: "dlshare_dtype_from_name", "name = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "name is NULL", "";
     n24_dtype_from_name_null_out: "dlshare_dtype_from_name", "dtype_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "dtype_out is NULL", "";
-    n25_dtype_name_null_buf: "dlshare_dtype_name", "buf = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf is NULL", "";
-    n26_dtype_typestr_null_buf: "dlshare_dtype_typestr", "buf = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf is NULL", "";
+    n25_dtype_name_null_buf: "dlshare_dtype_name", "buf_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf_out is NULL", "";
+    n26_dtype_typestr_null_buf: "dlshare_dtype_typestr", "buf_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf_out is NULL", "";
     n27_device_from_name_null_name: "dlshare_device_from_name", "name = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "name is NULL", "";
     n28_device_from_name_null_out: "dlshare_device_from_name", "device_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "device_out is NULL", "";
-    n29_device_name_null_buf: "dlshare_device_name", "buf = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf is NULL", "";
+    n29_device_name_null_buf: "dlshare_device_name", "buf_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "buf_out is NULL", "";
     n30_empty_null_shape: "dlshare_tensor_empty / _zeros", "shape = NULL with ndim 2" => DLSHARE_ERR_NULL_ARGUMENT, "shape is NULL", C;
-    n31_empty_null_out: "dlshare_tensor_empty / _zeros", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", "tests/handles.rs live_count_returns_to_start_after_mixed_work";
+    n31_empty_null_out: "dlshare_tensor_empty / _zeros", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", "tests/handles.rs live_count_returns_to_start_after_mixed_work";
     n32_info_null_dl_out: "dlshare_tensor_info", "dl_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "dl_out is NULL", C;
     n33_info_null_flags_out: "dlshare_tensor_info", "flags_out = NULL" => DLSHARE_OK, "flags_out is optional", C;
     n34_ndim_null_out: "dlshare_tensor_ndim", "ndim_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "ndim_out is NULL", C;
@@ -2319,7 +2820,7 @@ catalogue! {
     e01_read_only_to_legacy: "dlshare_tensor_to_dlpack_legacy", "a read-only tensor" => DLSHARE_ERR_READ_ONLY, "cannot be exported as a legacy", "tests/dlpack_roundtrip.rs";
     e02_padded_subbyte_to_legacy: "dlshare_tensor_to_dlpack_legacy", "a padded float4 tensor" => DLSHARE_ERR_UNSUPPORTED_DTYPE, "IS_SUBBYTE_TYPE_PADDED", "";
     k01_columns_null: "dlshare_tensor_from_columns", "columns = NULL, ncolumns 2" => DLSHARE_ERR_NULL_ARGUMENT, "columns is NULL", "";
-    k02_columns_null_out: "dlshare_tensor_from_columns", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", "";
+    k02_columns_null_out: "dlshare_tensor_from_columns", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", "";
     k03_columns_null_options: "dlshare_tensor_from_columns", "options = NULL" => DLSHARE_OK, "float32 output, missing values raise, no normalisation", "tests/columns.rs";
     k04_columns_zero: "dlshare_tensor_from_columns", "ncolumns = 0" => DLSHARE_ERR_INVALID_ARGUMENT, "ncolumns is 0", "";
     k05_column_2d: "dlshare_tensor_from_columns", "a column view with ndim 2" => DLSHARE_ERR_INVALID_ARGUMENT, "a column is 1-D", "";
@@ -2344,7 +2845,7 @@ catalogue! {
     k23_onehot_huge_categories: "dlshare_tensor_from_columns", "ONEHOT of 2^45 categories x 4 rows (2^49 bytes)" => DLSHARE_ERR_OUT_OF_MEMORY, "bytes", "";
     k24_normalize_to_integers: "dlshare_tensor_from_columns", "MINMAX normalisation to int32" => DLSHARE_ERR_INVALID_ARGUMENT, "use a float dtype", "";
     w01_view_null_handle: "dlshare_tensor_view", "tensor = NULL" => DLSHARE_ERR_INVALID_HANDLE, "handle is NULL", "";
-    w02_view_null_out: "dlshare_tensor_view", "out_tensor = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "out_tensor is NULL", "";
+    w02_view_null_out: "dlshare_tensor_view", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", "";
     w03_view_negative_ndim: "dlshare_tensor_view", "ndim = -1" => DLSHARE_ERR_INVALID_ARGUMENT, "ndim is -1", "";
     w04_view_ndim_65: "dlshare_tensor_view", "ndim = 65" => DLSHARE_ERR_INVALID_ARGUMENT, "ndim is 65", "";
     w05_view_null_shape: "dlshare_tensor_view", "shape = NULL with ndim 2" => DLSHARE_ERR_NULL_ARGUMENT, "shape is NULL", "";
@@ -2355,10 +2856,76 @@ catalogue! {
     w10_view_huge_strides: "dlshare_tensor_view", "strides (INT64_MAX, INT64_MIN)" => DLSHARE_ERR_INVALID_ARGUMENT, "outside the tensor's elements", "";
     w11_view_of_zero_size: "dlshare_tensor_view", "1 element of a (0, 3) tensor" => DLSHARE_ERR_INVALID_ARGUMENT, "has none", "";
     w12_view_strides_overflow_bytes: "dlshare_tensor_convert", "COPY of a view whose element stride INT64_MAX x 8 overflows" => DLSHARE_ERR_OVERFLOW, "overflows a 64-bit integer", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s01_shm_import_null_desc: "dlshare_shm_import", "desc = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "desc is NULL", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s02_shm_import_null_out: "dlshare_shm_import", "tensor_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s03_shm_import_negative_fd: "dlshare_shm_import", "desc.fd = -1" => DLSHARE_ERR_INVALID_ARGUMENT, "is not a file descriptor", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s04_shm_import_closed_fd: "dlshare_shm_import", "desc.fd closed (or never received in this process)" => DLSHARE_ERR_INVALID_ARGUMENT, "cannot be used", "tests/c/test_shm.c, tests/python/test_across_processes.py";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s05_shm_import_pipe: "dlshare_shm_import", "desc.fd is a pipe" => DLSHARE_ERR_INVALID_ARGUMENT, "not a dlshare shared-memory file", "tests/c/test_shm.c";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s06_shm_import_unsealed_memfd: "dlshare_shm_import", "desc.fd is a memory file not sealed against resizing (it could shrink under the mapping: SIGBUS)" => DLSHARE_ERR_INVALID_ARGUMENT, "sealed against shrinking", "tests/python/test_across_processes.py";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s07_shm_import_stale_size: "dlshare_shm_import", "desc.size 4096 more than the file's (stale or forged description)" => DLSHARE_ERR_INVALID_ARGUMENT, "stale or forged", "tests/c/test_shm.c";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s08_shm_import_outside_the_file: "dlshare_shm_import", "shape reaching past the end of the file" => DLSHARE_ERR_INVALID_ARGUMENT, "outside it", "tests/c/test_shm.c";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s09_shm_import_misaligned_offset: "dlshare_shm_import", "float32 at offset 2" => DLSHARE_ERR_INVALID_ARGUMENT, "not aligned", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s10_shm_import_unknown_dtype: "dlshare_shm_import", "dtype code 99" => DLSHARE_ERR_UNSUPPORTED_DTYPE, "unknown DLPack type code 99", "tests/c/test_shm.c";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s11_shm_import_ndim_65: "dlshare_shm_import", "ndim = 65" => DLSHARE_ERR_INVALID_ARGUMENT, "ndim is 65", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s12_shm_import_null_shape: "dlshare_shm_import", "desc.shape = NULL with ndim 2" => DLSHARE_ERR_NULL_ARGUMENT, "desc->shape is NULL", "tests/c/test_shm.c";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s13_shm_import_negative_extent: "dlshare_shm_import", "shape (2, -3)" => DLSHARE_ERR_INVALID_ARGUMENT, "is negative", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s14_shm_import_stride_overflow: "dlshare_shm_import", "strides (INT64_MAX, 1)" => DLSHARE_ERR_OVERFLOW, "overflows a 64-bit integer", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s15_shm_import_offset_past_the_file: "dlshare_shm_import", "desc.offset = UINT64_MAX - 3" => DLSHARE_ERR_INVALID_ARGUMENT, "outside it", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s16_shm_import_read_only: "dlshare_shm_import", "desc.read_only = true" => DLSHARE_OK, "mapped read-only; the tensor is read-only", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s17_shm_export_not_shared: "dlshare_shm_export", "a tensor in private memory" => DLSHARE_ERR_INVALID_ARGUMENT, "not in shared memory", "tests/c/test_shm.c";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s18_shm_export_null_out: "dlshare_shm_export", "desc_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "desc_out is NULL", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s19_empty_shared_negative_ndim: "dlshare_tensor_empty_shared", "ndim = -1" => DLSHARE_ERR_INVALID_ARGUMENT, "ndim is -1", "";
+    #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
+    s20_share_memory_null_handle: "dlshare_tensor_share_memory", "tensor = NULL" => DLSHARE_ERR_INVALID_HANDLE, "handle is NULL", "";
+    s21_cuda_ipc_import_outside_the_allocation: "dlshare_cuda_ipc_import", "2000 float32 in a 4096-byte allocation (checked before the driver is asked; without CUDA a valid layout gives DLSHARE_ERR_DEVICE_UNAVAILABLE)" => DLSHARE_ERR_INVALID_ARGUMENT, "reaches outside the 4096-byte cuda allocation", "tests/python/test_across_processes.py test_cuda_ipc_without_cuda_answers_device_unavailable";
+    s22_cuda_ipc_export_of_a_cpu_tensor: "dlshare_cuda_ipc_export", "a CPU tensor" => DLSHARE_ERR_UNSUPPORTED_DEVICE, "describes cuda device tensors", "";
     c01_deleter_reenters: "dlshare_tensor_release", "the producer's deleter calls info/release/zeros/retain(NULL)" => DLSHARE_OK, "callbacks run outside every lock: re-entry works; deleter once", "tests/ownership.rs a_deleter_may_call_back_into_dlshare";
     c02_release_callback_reenters: "dlshare_tensor_from_view, dlshare_tensor_release", "the view's release callback re-enters (SHARE; COPY runs it inside the call)" => DLSHARE_OK, "release callbacks may call dlshare; released once", "";
     c03_deleter_releases_its_own_handle: "dlshare_tensor_release", "the deleter releases the handle being released" => DLSHARE_OK, "the handle is dead before the deleter runs: the inner release gets DLSHARE_ERR_INVALID_HANDLE", "";
     c04_deleter_of_exported_tensor_after_every_handle: "dlshare_tensor_to_dlpack + import", "every handle released while an export lives, export re-imported" => DLSHARE_OK, "the export keeps the producer alive; producer deleted once", "tests/ownership.rs deleter_runs_once_after_all_handles_and_exports";
+    r01_arrow_null_schema: "dlshare_tensor_from_arrow", "schema = NULL (the array is still consumed)" => DLSHARE_ERR_NULL_ARGUMENT, "schema is NULL", "";
+    r02_arrow_released_array: "dlshare_tensor_from_arrow", "array.release = NULL (a released array)" => DLSHARE_ERR_INVALID_ARGUMENT, "array.release is NULL", "";
+    r03_arrow_null_tensor_out: "dlshare_tensor_from_arrow", "tensor_out = NULL (schema and array still released once)" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", "";
+    r04_arrow_wrong_buffer_count: "dlshare_tensor_from_arrow", "int64 column with n_buffers = 1" => DLSHARE_ERR_INVALID_ARGUMENT, "column 'x': array.n_buffers is 1", "";
+    r05_arrow_negative_length: "dlshare_tensor_from_arrow", "column length -1" => DLSHARE_ERR_INVALID_ARGUMENT, "column 'x': array.length is -1", "";
+    r06_arrow_negative_offset: "dlshare_tensor_from_arrow", "column offset -3" => DLSHARE_ERR_INVALID_ARGUMENT, "column 'x': array.offset is -3", "";
+    r07_arrow_offset_overflow: "dlshare_tensor_from_arrow", "column offset INT64_MAX - 1 with 3 rows" => DLSHARE_ERR_OVERFLOW, "column 'x': array.offset", "";
+    r08_arrow_null_values_buffer: "dlshare_tensor_from_arrow", "column buffers[1] = NULL with 3 rows" => DLSHARE_ERR_INVALID_ARGUMENT, "column 'x': array.buffers[1] (values) is NULL", "";
+    r09_arrow_null_validity_with_nulls: "dlshare_tensor_from_arrow", "validity buffer NULL with null_count 1" => DLSHARE_ERR_INVALID_ARGUMENT, "array.buffers[0] (validity) is NULL", "";
+    r10_arrow_null_count_above_length: "dlshare_tensor_from_arrow", "null_count 9 for 3 rows" => DLSHARE_ERR_INVALID_ARGUMENT, "array.null_count is 9", "";
+    r11_arrow_unsupported_format: "dlshare_tensor_from_arrow", "a requested binary ('z') column" => DLSHARE_ERR_UNSUPPORTED_DTYPE, "column 'x' cannot be converted: its type Arrow format 'z'", "tests/python/test_arrow.py";
+    r12_arrow_null_format: "dlshare_tensor_from_arrow", "a field's schema.format = NULL" => DLSHARE_ERR_INVALID_ARGUMENT, "schema.format is NULL", "";
+    r13_arrow_children_mismatch: "dlshare_tensor_from_arrow", "record batch with 0 children for 1 field" => DLSHARE_ERR_INVALID_ARGUMENT, "array.n_children is 0 but the schema has 1 fields", "";
+    r14_arrow_child_too_short: "dlshare_tensor_from_arrow", "a column of 2 rows in a batch of 3" => DLSHARE_ERR_INVALID_ARGUMENT, "the record batch reads 3 rows", "";
+    r15_arrow_dictionary_missing: "dlshare_tensor_from_arrow", "dictionary-encoded field, array.dictionary = NULL" => DLSHARE_ERR_INVALID_ARGUMENT, "column 'x': array.dictionary is NULL", "";
+    r16_arrow_stream_null: "dlshare_tensor_from_arrow_stream", "stream = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "stream is NULL", "";
+    r17_arrow_stream_get_next_fails: "dlshare_tensor_from_arrow_stream", "get_next returns EIO after one batch (stream and batch released once)" => DLSHARE_ERR_INVALID_ARGUMENT, "stream.get_next failed with error 5", "tests/arrow.rs";
+    r18_arrow_bad_categorical_option: "dlshare_tensor_from_arrow", "options.categorical = 7" => DLSHARE_ERR_INVALID_ARGUMENT, "options.categorical is 7", "";
+    r19_arrow_export_bool: "dlshare_tensor_to_arrow", "a bool tensor" => DLSHARE_ERR_UNSUPPORTED_DTYPE, "bit-packed", "tests/python/test_arrow.py";
+    r20_arrow_export_null_outputs: "dlshare_tensor_to_arrow", "schema_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "schema_out is NULL", "";
+    r21_arrow_null_buffers_array: "dlshare_tensor_from_arrow", "column buffers = NULL with n_buffers 2" => DLSHARE_ERR_INVALID_ARGUMENT, "column 'x': array.buffers is NULL", "";
+    r22_arrow_unknown_column: "dlshare_tensor_from_arrow", "options.select names a column the table lacks" => DLSHARE_ERR_INVALID_ARGUMENT, "column 'nope' is not in the table", "tests/python/test_arrow.py";
+    r23_arrow_batch_with_null_rows: "dlshare_tensor_from_arrow", "a record batch whose struct has null_count 1" => DLSHARE_ERR_INVALID_ARGUMENT, "null rows", "";
+    r24_arrow_text_column: "dlshare_tensor_from_arrow", "a requested utf8 column" => DLSHARE_ERR_INVALID_ARGUMENT, "dictionary-encode it first", "tests/python/test_arrow.py";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2422,6 +2989,20 @@ const ELSEWHERE: &[(&str, &str, &str, &str, &str)] = &[
         "a panic inside dlshare (no input reaches one; the test injects it)",
         "DLSHARE_ERR_PANIC",
         "\"internal error (panic) in dlshare: <payload>\"; locks stay usable, a reserved handle slot is returned",
+    ),
+    (
+        "tests/python/test_across_processes.py test_forged_or_truncated_payloads_are_refused",
+        "`pickle.loads` of a `dlshare.Tensor` (Python)",
+        "forged or truncated protocol-5 payloads: a buffer shorter than the layout, shape/strides/offset reaching outside it, fewer strides than dimensions, negative extents, non-integers, 65 dimensions, a bad dtype, a truncated stream",
+        "InvalidArgumentError (UnsupportedDtypeError for the dtype; pickle's own error for a cut stream)",
+        "\"a truncated or forged payload\": the layout is checked against the buffer before any tensor is made",
+    ),
+    (
+        "tests/python/test_across_processes.py test_stale_or_forged_descriptions_are_refused, test_a_child_may_exit_right_after_sending",
+        "multiprocessing hand-off of a shared tensor (Python)",
+        "a closed fd, a pipe, a regular file, an unsealed memfd, a wrong size, a misaligned offset; a hand-off received twice or whose sender is gone",
+        "InvalidArgumentError",
+        "the library's refusal (rows s03..s15), or \"the shared tensor's sender is gone or the tensor was received already\"",
     ),
 ];
 

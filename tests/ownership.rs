@@ -242,7 +242,7 @@ fn failures() -> Vec<Failure> {
         Failure {
             null_out: true,
             ..f(
-                "NULL out_tensor",
+                "NULL tensor_out",
                 DLSHARE_ERR_NULL_ARGUMENT,
                 base.clone(),
                 soc,

@@ -1,3 +1,4 @@
+#![cfg(feature = "ndarray")]
 //! The Rust API: `Tensor::from_ndarray` (no copy), `as_array_view` / `as_array_view_mut`
 //! (including negative, zero and Fortran strides), dtype mismatches, and `dlshare::convert` on
 //! Rust tensors and sources.

@@ -1,8 +1,10 @@
-//! Importing DLPack managed tensors (versioned and legacy).
+//! Importing DLPack managed tensors (versioned and legacy): reading one as a `Source` with the
+//! owner of its memory. Importing decides nothing; the caller converts the source
+//! (`convert::convert`), which takes the owner when it shares or after it copied.
 //!
 //! Rules: the version is checked before anything else is read; ownership moves to dlshare only
-//! when the import succeeds; the producer's deleter runs exactly once, when the last tensor that
-//! shares the memory is dropped (or right after the copy, when the import copied).
+//! when the conversion succeeds; the producer's deleter runs exactly once, when the last tensor
+//! that shares the memory is dropped (or right after the copy, when the conversion copied).
 
 use std::sync::Arc;
 
@@ -10,11 +12,10 @@ use super::{
     DLManagedTensor, DLManagedTensorVersioned, DLPACK_MAJOR_VERSION, DLTensor,
     FLAG_IS_SUBBYTE_TYPE_PADDED, FLAG_READ_ONLY,
 };
-use crate::convert::{self, Decision, Options, Source};
 use crate::error::{Error, Result};
 use crate::layout;
+use crate::source::Source;
 use crate::storage::{Release, Storage};
-use crate::tensor::Tensor;
 
 /// A managed-tensor pointer that may travel to whichever thread drops the last owner.
 struct Managed<T>(*mut T);
@@ -80,7 +81,7 @@ pub unsafe fn source_of(t: &DLTensor, flags: u64) -> Result<Source> {
         data: t.data.cast(),
         byte_offset: t.byte_offset,
         dtype,
-        byte_strides: convert::byte_strides_for(&shape, &strides, dtype.item_size())?,
+        byte_strides: layout::byte_strides_for(&shape, &strides, dtype.item_size())?,
         shape,
         device: t.device.into(),
         read_only: flags & FLAG_READ_ONLY != 0,
@@ -110,48 +111,72 @@ pub unsafe fn source_of_legacy(m: *const DLManagedTensor) -> Result<Source> {
     unsafe { source_of(&(*m).dl_tensor, 0) }
 }
 
-/// Converts `src` and, when that succeeds, hands `m` to its deleter's care: called once when
-/// the last sharing tensor drops, or right away after a copy.
-fn import_managed<T: 'static>(
-    m: *mut T,
+/// A managed tensor as read by `import_versioned` / `import_legacy`: the source it describes
+/// and the owner of its memory.
+pub struct Imported<T: 'static> {
+    pub source: Source,
+    pub owner: ManagedOwner<T>,
+}
+
+/// The owner of an imported managed tensor's memory. Taking it (`storage`) moves the managed
+/// tensor into dlshare's care: its deleter runs once, when the storage is dropped. Dropping the
+/// owner without taking it releases nothing: the managed tensor is still the caller's.
+pub struct ManagedOwner<T: 'static> {
+    managed: Managed<T>,
     deleter: Option<unsafe extern "C" fn(*mut T)>,
-    src: &Source,
-    opts: &Options,
-) -> Result<(Tensor, Decision)> {
-    let managed = Managed(m);
-    let (data, device) = (src.data, src.device);
-    convert::convert(src, opts, move || {
+    data: *mut u8,
+    device: crate::device::Device,
+}
+
+impl<T: 'static> ManagedOwner<T> {
+    /// The storage that keeps the memory alive and calls the deleter when it is dropped.
+    pub fn storage(self) -> Arc<Storage> {
+        let (managed, deleter) = (self.managed, self.deleter);
         let release = Release::new(move || {
             let managed = managed;
             if let Some(deleter) = deleter {
-                // SAFETY: the import succeeded, so dlshare owns the managed tensor, and a
+                // SAFETY: the owner was taken, so dlshare owns the managed tensor, and a
                 // Release runs at most once.
                 unsafe { deleter(managed.0) };
             }
         });
-        Arc::new(Storage::foreign(data, 0, device, release))
-    })
+        Arc::new(Storage::foreign(self.data, 0, self.device, release))
+    }
 }
 
-/// Imports a versioned managed tensor. On success dlshare owns `m`; on error the caller does.
+/// `src` with the owner of `m`.
+fn imported<T: 'static>(
+    m: *mut T,
+    deleter: Option<unsafe extern "C" fn(*mut T)>,
+    source: Source,
+) -> Imported<T> {
+    let owner = ManagedOwner {
+        managed: Managed(m),
+        deleter,
+        data: source.data,
+        device: source.device,
+    };
+    Imported { source, owner }
+}
+
+/// Reads a versioned managed tensor. The caller still owns `m` until it takes the owner.
 ///
 /// # Safety
 /// `m` must point to a valid `DLManagedTensorVersioned` that the caller owns.
 pub unsafe fn import_versioned(
     m: *mut DLManagedTensorVersioned,
-    opts: &Options,
-) -> Result<(Tensor, Decision)> {
+) -> Result<Imported<DLManagedTensorVersioned>> {
     // SAFETY: forwarded caller contract; reading `deleter` copies a function pointer.
     let (src, deleter) = unsafe { (source_of_versioned(m)?, (*m).deleter) };
-    import_managed(m, deleter, &src, opts)
+    Ok(imported(m, deleter, src))
 }
 
-/// Imports a legacy managed tensor. On success dlshare owns `m`; on error the caller does.
+/// Reads a legacy managed tensor. The caller still owns `m` until it takes the owner.
 ///
 /// # Safety
 /// `m` must point to a valid `DLManagedTensor` that the caller owns.
-pub unsafe fn import_legacy(m: *mut DLManagedTensor, opts: &Options) -> Result<(Tensor, Decision)> {
+pub unsafe fn import_legacy(m: *mut DLManagedTensor) -> Result<Imported<DLManagedTensor>> {
     // SAFETY: forwarded caller contract; reading `deleter` copies a function pointer.
     let (src, deleter) = unsafe { (source_of_legacy(m)?, (*m).deleter) };
-    import_managed(m, deleter, &src, opts)
+    Ok(imported(m, deleter, src))
 }

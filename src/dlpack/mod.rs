@@ -78,6 +78,31 @@ pub struct DLManagedTensorVersioned {
     pub dl_tensor: DLTensor,
 }
 
+/// The exchange API's import: a managed tensor of the Python object `py_object`, written to
+/// `out`; 0 on success.
+pub type DLPackManagedTensorFromPyObjectNoSync = unsafe extern "C" fn(
+    py_object: *mut c_void,
+    out: *mut *mut DLManagedTensorVersioned,
+) -> std::ffi::c_int;
+
+/// DLPack 1.3's C exchange API table (`DLPackExchangeAPI`, published by a Python type as the
+/// `__dlpack_c_exchange_api__` capsule named `dlpack_exchange_api`). Only
+/// `managed_tensor_from_py_object_no_sync` is called (by the CPython fast path); the other
+/// entries are declared as opaque pointers to keep the layout. The C declaration is in the
+/// header's DLPack section (cbindgen.toml), which the Python package reads through cffi.
+#[repr(C)]
+pub struct DLPackExchangeAPI {
+    /// `DLPackExchangeAPIHeader.version`.
+    pub version: DLPackVersion,
+    /// `DLPackExchangeAPIHeader.prev_api`.
+    pub prev_api: *mut c_void,
+    pub managed_tensor_allocator: *mut c_void,
+    pub managed_tensor_from_py_object_no_sync: Option<DLPackManagedTensorFromPyObjectNoSync>,
+    pub managed_tensor_to_py_object_no_sync: *mut c_void,
+    pub dltensor_from_py_object_no_sync: *mut c_void,
+    pub current_work_stream: *mut c_void,
+}
+
 // The ABI, pinned (64-bit targets, as every DLPack producer we meet).
 #[cfg(target_pointer_width = "64")]
 const _: () = {
@@ -101,6 +126,8 @@ const _: () = {
     assert!(offset_of!(DLManagedTensorVersioned, deleter) == 16);
     assert!(offset_of!(DLManagedTensorVersioned, flags) == 24);
     assert!(offset_of!(DLManagedTensorVersioned, dl_tensor) == 32);
+    assert!(size_of::<DLPackExchangeAPI>() == 56);
+    assert!(offset_of!(DLPackExchangeAPI, managed_tensor_from_py_object_no_sync) == 24);
 };
 
 impl From<DLDataType> for crate::dtype::DType {

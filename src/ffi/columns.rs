@@ -133,7 +133,7 @@ pub extern "C" fn dlshare_columns_options_init(
     }
 }
 
-fn options_from(o: *const dlshare_columns_options) -> Result<ColumnsOptions> {
+pub(crate) fn options_from(o: *const dlshare_columns_options) -> Result<ColumnsOptions> {
     // SAFETY: the public function documents that a non-NULL options pointer is valid.
     let Some(o) = (unsafe { o.as_ref() }) else {
         return Ok(ColumnsOptions::default());
@@ -242,25 +242,25 @@ unsafe fn column_from<'a>(index: usize, c: &dlshare_column) -> Result<Column<'a>
 /// `ncategories` per ONEHOT column, in order; its rows are the input rows (fewer with
 /// DLSHARE_NAN_DROP).
 ///
-/// On success `*out_tensor` is a new handle owned by the caller (release it with
+/// On success `*tensor_out` is a new handle owned by the caller (release it with
 /// `dlshare_tensor_release`) over fresh 256-byte-aligned memory (DLPack IS_COPIED). The
 /// columns' memory is only read during the call; no release callback is called and no pointer
-/// is kept. On failure `*out_tensor` is untouched.
+/// is kept. On failure `*tensor_out` is untouched.
 ///
 /// # Safety
 /// `columns` points to `ncolumns` valid `dlshare_column` structs whose views and masks describe
-/// memory readable for the duration of the call; `options` is NULL or valid; `out_tensor` is
+/// memory readable for the duration of the call; `options` is NULL or valid; `tensor_out` is
 /// writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlshare_tensor_from_columns(
     columns: *const dlshare_column,
     ncolumns: usize,
     options: *const dlshare_columns_options,
-    out_tensor: *mut *mut dlshare_tensor,
+    tensor_out: *mut *mut dlshare_tensor,
 ) -> dlshare_status {
     boundary(|| {
-        // SAFETY: documented contract for `out_tensor`.
-        let slot = unsafe { out(out_tensor, "out_tensor")? };
+        // SAFETY: documented contract for `tensor_out`.
+        let slot = unsafe { out(tensor_out, "tensor_out")? };
         let opts = options_from(options)?;
         if ncolumns == 0 {
             return Err(Error::InvalidArgument(
@@ -293,13 +293,13 @@ pub unsafe extern "C" fn dlshare_tensor_from_columns(
 /// highest element), else DLSHARE_ERR_INVALID_ARGUMENT. Sliding windows over rows are
 /// `shape = {nwindows, length, ncols}`, `strides = {step * ncols, ncols, 1}`.
 ///
-/// `*out_tensor` is a new handle owned by the caller (release it with `dlshare_tensor_release`)
+/// `*tensor_out` is a new handle owned by the caller (release it with `dlshare_tensor_release`)
 /// that keeps the memory alive on its own; it is read-only when `tensor` is. `tensor` stays
-/// owned by the caller. On failure `*out_tensor` is untouched.
+/// owned by the caller. On failure `*tensor_out` is untouched.
 ///
 /// # Safety
 /// `shape` (and `strides` when not NULL) hold `ndim` values (may be NULL when ndim == 0);
-/// `out_tensor` writable.
+/// `tensor_out` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlshare_tensor_view(
     tensor: *const dlshare_tensor,
@@ -307,11 +307,11 @@ pub unsafe extern "C" fn dlshare_tensor_view(
     shape: *const i64,
     strides: *const i64,
     offset: i64,
-    out_tensor: *mut *mut dlshare_tensor,
+    tensor_out: *mut *mut dlshare_tensor,
 ) -> dlshare_status {
     boundary(|| {
-        // SAFETY: documented contract for `out_tensor`.
-        let slot = unsafe { out(out_tensor, "out_tensor")? };
+        // SAFETY: documented contract for `tensor_out`.
+        let slot = unsafe { out(tensor_out, "tensor_out")? };
         let t = handles::get(tensor)?;
         if ndim < 0 || ndim as usize > layout::MAX_NDIM {
             return Err(Error::InvalidArgument(format!(

@@ -6,11 +6,12 @@ use super::handles::{self, dlshare_tensor};
 use super::{arg, boundary, dlshare_reason, dlshare_status, out};
 use std::sync::Arc;
 
-use crate::convert::{self, Decision, Mode, Options, Source, SourceRef};
+use crate::convert::{self, Decision, Mode, Options, Source};
 use crate::dlpack::{DLDataType, DLDevice};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::layout::{self, Dims};
+use crate::source::SourceRef;
 use crate::storage::{Release, Storage};
 use crate::tensor::Tensor;
 
@@ -230,7 +231,7 @@ impl ViewParts {
         let byte_strides = if v.byte_strides.is_null() {
             let mut strides = Dims::zeros(ndim);
             layout::c_strides_into(&shape, &mut strides);
-            convert::to_byte_strides(&shape, dtype.item_size(), &mut strides)?;
+            layout::to_byte_strides(&shape, dtype.item_size(), &mut strides)?;
             strides
         } else {
             read(v.byte_strides, "byte_strides")?
@@ -268,18 +269,7 @@ impl ViewParts {
 /// Reads a C view as a `Source` (not yet validated against its memory: see `Source::validate`).
 pub(crate) fn view_source(v: &dlshare_view) -> Result<Source> {
     let parts = ViewParts::read(v)?;
-    let src = parts.source(v);
-    Ok(Source {
-        data: src.data,
-        byte_offset: src.byte_offset,
-        dtype: src.dtype,
-        shape: src.shape.to_vec(),
-        byte_strides: src.byte_strides.to_vec(),
-        device: src.device,
-        read_only: src.read_only,
-        byte_swapped: src.byte_swapped,
-        subbyte_padded: src.subbyte_padded,
-    })
+    Ok(parts.source(v).to_source())
 }
 
 /// The owner of a view's memory: its release callback, run once when a tensor sharing the
@@ -324,12 +314,12 @@ impl convert::Owner for ViewOwner {
 pub unsafe extern "C" fn dlshare_tensor_from_view(
     view: *const dlshare_view,
     options: *const dlshare_options,
-    out_tensor: *mut *mut dlshare_tensor,
+    tensor_out: *mut *mut dlshare_tensor,
     decision_out: *mut dlshare_decision,
 ) -> dlshare_status {
     deciding(decision_out, || {
-        // SAFETY: documented contract for `view` and `out_tensor`.
-        let (v, slot) = unsafe { (arg(view, "view")?, out(out_tensor, "out_tensor")?) };
+        // SAFETY: documented contract for `view` and `tensor_out`.
+        let (v, slot) = unsafe { (arg(view, "view")?, out(tensor_out, "tensor_out")?) };
         let (tensor, decision, reservation) =
             import_view(v, || Ok((options_from(options)?, handles::reserve()?)))?;
         slot.write(reservation.fill(tensor));
@@ -380,21 +370,21 @@ pub unsafe extern "C" fn dlshare_explain_view(
 }
 
 /// Converts an existing tensor (`tensor.to(dtype)` style): shares it (a new handle to the same
-/// memory) when the options allow, otherwise copies. `*out_tensor` is a new handle owned by the
+/// memory) when the options allow, otherwise copies. `*tensor_out` is a new handle owned by the
 /// caller; `tensor` stays owned by the caller.
 ///
 /// # Safety
-/// `options` NULL or valid; `out_tensor` writable; `decision_out` NULL or writable.
+/// `options` NULL or valid; `tensor_out` writable; `decision_out` NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlshare_tensor_convert(
     tensor: *const dlshare_tensor,
     options: *const dlshare_options,
-    out_tensor: *mut *mut dlshare_tensor,
+    tensor_out: *mut *mut dlshare_tensor,
     decision_out: *mut dlshare_decision,
 ) -> dlshare_status {
     deciding(decision_out, || {
         // SAFETY: documented contract.
-        let slot = unsafe { out(out_tensor, "out_tensor")? };
+        let slot = unsafe { out(tensor_out, "tensor_out")? };
         let t = handles::get(tensor)?;
         let reservation = handles::reserve()?;
         let (converted, decision) = convert::convert_tensor(&t, &options_from(options)?)?;

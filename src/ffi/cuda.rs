@@ -1,7 +1,8 @@
 //! CUDA: availability, device count, synchronisation and the DLPack stream handoff
-//! (DESIGN.md §5). Device tensors themselves go through the ordinary functions: a `kDLCUDA`
-//! (or pinned `kDLCUDAHost`) device in `dlshare_tensor_empty`, in `dlshare_options.device`,
-//! or on an imported tensor; `dlshare_options.stream` orders a copy on the caller's stream.
+//! (docs/design.md, "CUDA"). Device tensors themselves go through the ordinary functions: a
+//! `kDLCUDA` (or pinned `kDLCUDAHost`) device in `dlshare_tensor_empty`, in
+//! `dlshare_options.device`, or on an imported tensor; `dlshare_options.stream` orders a copy on
+//! the caller's stream.
 //! Without a CUDA driver or device (or in a build without the `cuda` feature) every CUDA
 //! request returns DLSHARE_ERR_DEVICE_UNAVAILABLE, and the message says why.
 

@@ -10,10 +10,10 @@ use crate::dlpack::{DLManagedTensor, DLManagedTensorVersioned, export, import};
 ///
 /// The major version is checked first; any other major is refused with
 /// DLSHARE_ERR_UNSUPPORTED_VERSION, reading nothing but `version`.
-/// **Ownership**: on success dlshare owns `managed` and `*out_tensor` is a new handle owned by
+/// **Ownership**: on success dlshare owns `managed` and `*tensor_out` is a new handle owned by
 /// the caller; `managed->deleter` runs exactly once — when the last tensor sharing the memory is
 /// released, or before this function returns if it copied. On failure the caller still owns
-/// `managed` (it may retry or call its deleter) and `*out_tensor` is untouched.
+/// `managed` (it may retry or call its deleter) and `*tensor_out` is untouched.
 /// A READ_ONLY tensor is shared only with `allow_read_only` (as a read-only tensor); NULL strides
 /// mean compact row-major; NULL data is accepted only for zero-size tensors.
 ///
@@ -24,21 +24,23 @@ use crate::dlpack::{DLManagedTensor, DLManagedTensorVersioned, export, import};
 pub unsafe extern "C" fn dlshare_tensor_from_dlpack(
     managed: *mut DLManagedTensorVersioned,
     options: *const dlshare_options,
-    out_tensor: *mut *mut dlshare_tensor,
+    tensor_out: *mut *mut dlshare_tensor,
     decision_out: *mut dlshare_decision,
 ) -> dlshare_status {
     deciding(decision_out, || {
         // SAFETY: documented contract.
         let slot = unsafe {
             arg(managed, "managed")?;
-            out(out_tensor, "out_tensor")?
+            out(tensor_out, "tensor_out")?
         };
         let opts = options_from(options)?;
         let reservation = handles::reserve()?;
         // SAFETY: `managed` is a valid managed tensor the caller owns. It is passed on as the
         // caller's own pointer (not one derived from a shared reference): the deleter frees
         // through it.
-        let (tensor, decision) = unsafe { import::import_versioned(managed, &opts)? };
+        let imported = unsafe { import::import_versioned(managed)? };
+        let (tensor, decision) =
+            convert::convert(&imported.source, &opts, || imported.owner.storage())?;
         slot.write(reservation.fill(tensor));
         Ok(decision)
     })
@@ -53,21 +55,23 @@ pub unsafe extern "C" fn dlshare_tensor_from_dlpack(
 pub unsafe extern "C" fn dlshare_tensor_from_dlpack_legacy(
     managed: *mut DLManagedTensor,
     options: *const dlshare_options,
-    out_tensor: *mut *mut dlshare_tensor,
+    tensor_out: *mut *mut dlshare_tensor,
     decision_out: *mut dlshare_decision,
 ) -> dlshare_status {
     deciding(decision_out, || {
         // SAFETY: documented contract.
         let slot = unsafe {
             arg(managed, "managed")?;
-            out(out_tensor, "out_tensor")?
+            out(tensor_out, "tensor_out")?
         };
         let opts = options_from(options)?;
         let reservation = handles::reserve()?;
         // SAFETY: `managed` is a valid managed tensor the caller owns. It is passed on as the
         // caller's own pointer (not one derived from a shared reference): the deleter frees
         // through it.
-        let (tensor, decision) = unsafe { import::import_legacy(managed, &opts)? };
+        let imported = unsafe { import::import_legacy(managed)? };
+        let (tensor, decision) =
+            convert::convert(&imported.source, &opts, || imported.owner.storage())?;
         slot.write(reservation.fill(tensor));
         Ok(decision)
     })
@@ -123,35 +127,35 @@ pub unsafe extern "C" fn dlshare_explain_dlpack_legacy(
 
 /// Exports a tensor as a versioned DLPack 1.3 managed tensor sharing its memory (no copy).
 ///
-/// **Ownership**: `*out_managed` belongs to the consumer, who must call its `deleter` exactly
+/// **Ownership**: `*managed_out` belongs to the consumer, who must call its `deleter` exactly
 /// once; until then the memory stays alive even if every dlshare handle is released. Flags:
 /// READ_ONLY for read-only tensors; never IS_COPIED, since the caller's handle still refers to
 /// the memory (`dlshare_tensor_to_dlpack_copy` exports a copy the consumer owns alone).
 /// `strides` is always filled in. The tensor handle stays owned by the caller.
 ///
 /// # Safety
-/// `out_managed` writable.
+/// `managed_out` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlshare_tensor_to_dlpack(
     tensor: *const dlshare_tensor,
-    out_managed: *mut *mut DLManagedTensorVersioned,
+    managed_out: *mut *mut DLManagedTensorVersioned,
 ) -> dlshare_status {
     // SAFETY: forwarded contract.
-    unsafe { export_versioned(tensor, out_managed, |t| Ok(export::to_versioned(t))) }
+    unsafe { export_versioned(tensor, managed_out, |t| Ok(export::to_versioned(t))) }
 }
 
-/// A versioned export of the tensor behind a handle, made by `make`, written to `out_managed`.
+/// A versioned export of the tensor behind a handle, made by `make`, written to `managed_out`.
 ///
 /// # Safety
-/// `out_managed` writable.
+/// `managed_out` writable.
 unsafe fn export_versioned(
     tensor: *const dlshare_tensor,
-    out_managed: *mut *mut DLManagedTensorVersioned,
+    managed_out: *mut *mut DLManagedTensorVersioned,
     make: impl FnOnce(&crate::tensor::Tensor) -> crate::error::Result<*mut DLManagedTensorVersioned>,
 ) -> dlshare_status {
     boundary(|| {
         // SAFETY: documented contract.
-        let slot = unsafe { out(out_managed, "out_managed")? };
+        let slot = unsafe { out(managed_out, "managed_out")? };
         let t = handles::get(tensor)?;
         slot.write(make(&t)?);
         Ok(())
@@ -166,15 +170,15 @@ unsafe fn export_versioned(
 /// **Ownership** as for `dlshare_tensor_to_dlpack`; the tensor handle stays owned by the caller.
 ///
 /// # Safety
-/// `out_managed` writable.
+/// `managed_out` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlshare_tensor_to_dlpack_copy(
     tensor: *const dlshare_tensor,
-    out_managed: *mut *mut DLManagedTensorVersioned,
+    managed_out: *mut *mut DLManagedTensorVersioned,
 ) -> dlshare_status {
     // SAFETY: forwarded contract.
     unsafe {
-        export_versioned(tensor, out_managed, |t| {
+        export_versioned(tensor, managed_out, |t| {
             let copy_mode = convert::Options::new(convert::Mode::Copy).allowing_read_only();
             let (copy, _) = convert::convert_tensor(t, &copy_mode)?;
             Ok(export::into_versioned(copy))
@@ -187,15 +191,15 @@ pub unsafe extern "C" fn dlshare_tensor_to_dlpack_copy(
 /// read-only; NumPy refuses the same way): export it versioned instead.
 ///
 /// # Safety
-/// `out_managed` writable.
+/// `managed_out` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlshare_tensor_to_dlpack_legacy(
     tensor: *const dlshare_tensor,
-    out_managed: *mut *mut DLManagedTensor,
+    managed_out: *mut *mut DLManagedTensor,
 ) -> dlshare_status {
     boundary(|| {
         // SAFETY: documented contract.
-        let slot = unsafe { out(out_managed, "out_managed")? };
+        let slot = unsafe { out(managed_out, "managed_out")? };
         let t = handles::get(tensor)?;
         slot.write(export::to_legacy(&t)?);
         Ok(())

@@ -11,18 +11,47 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::convert::Reason;
 use crate::error::{Error, Result};
 
-pub mod columns;
-pub mod convert;
-pub mod cuda;
-pub mod dlpack;
-pub mod handles;
-pub mod memory;
-pub mod names;
-pub mod pyext;
-pub mod python;
-pub mod tensor;
-pub mod threads;
+// cbindgen reads the modules in the order they are declared, and the header lists their
+// functions in that order: what a reader needs first comes first. (Blank lines keep rustfmt from
+// sorting the declarations.)
+
+// Errors, versions and names of codes.
 pub mod version;
+
+// Tensor handles: the table, then creating, owning and reading tensors.
+pub mod handles;
+
+pub mod tensor;
+
+// Raw views and conversion, dtype and device names.
+pub mod convert;
+
+pub mod names;
+
+// DLPack import and export.
+pub mod dlpack;
+
+// Tensors in memory shared between processes.
+pub mod shm;
+
+// Tabular columns to one tensor; strided views.
+pub mod columns;
+
+// Arrow tables and arrays to tensors, tensors to Arrow (the C Data Interface).
+pub mod arrow;
+
+// CUDA.
+pub mod cuda;
+
+// Tuning: threads for large copies, the buffer cache.
+pub mod threads;
+
+pub mod memory;
+
+// Binding internals: PyCapsule support and the CPython fast path of the Python package.
+pub mod python;
+
+pub mod pyext;
 
 /// Status of every fallible dlshare function. `DLSHARE_OK` is 0; codes are never renumbered.
 #[repr(C)]
@@ -104,6 +133,10 @@ pub enum dlshare_reason {
     DLSHARE_REASON_DEVICE_CHANGE = 7,
     /// COPY mode always copies.
     DLSHARE_REASON_COPY_REQUESTED = 8,
+    /// An Arrow array a tensor cannot view (nulls, several chunks, bit-packed bools,
+    /// dictionary or date/time values, NaN to fill). Arrow tables, always written into a new
+    /// tensor, report DLSHARE_REASON_COPY_REQUESTED as the pandas helpers do.
+    DLSHARE_REASON_ARROW_LAYOUT = 13,
 }
 
 impl From<Reason> for dlshare_reason {
@@ -119,6 +152,7 @@ impl From<Reason> for dlshare_reason {
             Reason::DtypeChange => DLSHARE_REASON_DTYPE_CHANGE,
             Reason::DeviceChange => DLSHARE_REASON_DEVICE_CHANGE,
             Reason::CopyRequested => DLSHARE_REASON_COPY_REQUESTED,
+            Reason::ArrowLayout => DLSHARE_REASON_ARROW_LAYOUT,
         }
     }
 }

@@ -21,10 +21,10 @@ fn text<'a>(p: *const c_char, name: &str) -> Result<&'a str> {
         .map_err(|_| Error::InvalidArgument(format!("{name} is not valid UTF-8")))
 }
 
-/// Copies `s` into `buf` (capacity `len`, NUL-terminated); refuses when it does not fit.
-fn write_text(s: &str, buf: *mut c_char, len: usize) -> Result<()> {
-    if buf.is_null() {
-        return Err(Error::NullArgument("buf is NULL".into()));
+/// Copies `s` into `buf_out` (capacity `len`, NUL-terminated); refuses when it does not fit.
+fn write_text(s: &str, buf_out: *mut c_char, len: usize) -> Result<()> {
+    if buf_out.is_null() {
+        return Err(Error::NullArgument("buf_out is NULL".into()));
     }
     if s.len() + 1 > len {
         return Err(Error::InvalidArgument(format!(
@@ -32,10 +32,10 @@ fn write_text(s: &str, buf: *mut c_char, len: usize) -> Result<()> {
             s.len() + 1
         )));
     }
-    // SAFETY: `buf` has `len` >= s.len() + 1 writable bytes per the documented contract.
+    // SAFETY: `buf_out` has `len` >= s.len() + 1 writable bytes per the documented contract.
     unsafe {
-        std::ptr::copy_nonoverlapping(s.as_ptr().cast(), buf, s.len());
-        *buf.add(s.len()) = 0;
+        std::ptr::copy_nonoverlapping(s.as_ptr().cast(), buf_out, s.len());
+        *buf_out.add(s.len()) = 0;
     }
     Ok(())
 }
@@ -85,30 +85,30 @@ pub unsafe extern "C" fn dlshare_dtype_from_name(
     })
 }
 
-/// Writes the name of `dtype` ("float32", "float8_e4m3fn", "int32x4") into `buf` (capacity
+/// Writes the name of `dtype` ("float32", "float8_e4m3fn", "int32x4") into `buf_out` (capacity
 /// `len` bytes, 32 is always enough).
 ///
 /// # Safety
-/// `buf` has `len` writable bytes.
+/// `buf_out` has `len` writable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlshare_dtype_name(
     dtype: DLDataType,
-    buf: *mut c_char,
+    buf_out: *mut c_char,
     len: usize,
 ) -> dlshare_status {
-    boundary(|| write_text(&DType::from(dtype).validate()?.name(), buf, len))
+    boundary(|| write_text(&DType::from(dtype).validate()?.name(), buf_out, len))
 }
 
 /// Writes the native-order NumPy typestr of `dtype` ("<f4"; bfloat16 gives "|V2", which has no
-/// NumPy type) into `buf` (capacity `len`; 8 is always enough). Types NumPy cannot describe give
-/// DLSHARE_ERR_UNSUPPORTED_DTYPE.
+/// NumPy type) into `buf_out` (capacity `len`; 8 is always enough). Types NumPy cannot describe
+/// give DLSHARE_ERR_UNSUPPORTED_DTYPE.
 ///
 /// # Safety
-/// `buf` has `len` writable bytes.
+/// `buf_out` has `len` writable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlshare_dtype_typestr(
     dtype: DLDataType,
-    buf: *mut c_char,
+    buf_out: *mut c_char,
     len: usize,
 ) -> dlshare_status {
     boundary(|| {
@@ -116,7 +116,7 @@ pub unsafe extern "C" fn dlshare_dtype_typestr(
         let s = d
             .typestr()
             .ok_or_else(|| Error::UnsupportedDtype(format!("{d} has no NumPy typestr")))?;
-        write_text(&s, buf, len)
+        write_text(&s, buf_out, len)
     })
 }
 
@@ -137,15 +137,15 @@ pub unsafe extern "C" fn dlshare_device_from_name(
     })
 }
 
-/// Writes the name of `device` ("cpu", "cuda:0") into `buf` (capacity `len`; 32 is enough).
+/// Writes the name of `device` ("cpu", "cuda:0") into `buf_out` (capacity `len`; 32 is enough).
 ///
 /// # Safety
-/// `buf` has `len` writable bytes.
+/// `buf_out` has `len` writable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlshare_device_name(
     device: DLDevice,
-    buf: *mut c_char,
+    buf_out: *mut c_char,
     len: usize,
 ) -> dlshare_status {
-    boundary(|| write_text(&Device::from(device).validate()?.name(), buf, len))
+    boundary(|| write_text(&Device::from(device).validate()?.name(), buf_out, len))
 }

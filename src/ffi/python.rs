@@ -60,6 +60,9 @@ fn capsule_api() -> Option<(IsValid, GetPointer)> {
     })
 }
 
+/// Binding internals (for Python bindings that export DLPack capsules; applications written in
+/// C, C++ or Julia do not need the functions from here to the end of this header).
+///
 /// Whether `dlshare_pycapsule_destructor` can work in this process (CPython's capsule functions
 /// are visible). When false, a binding must use a destructor of its own.
 #[unsafe(no_mangle)]
@@ -67,7 +70,7 @@ pub extern "C" fn dlshare_pycapsule_destructor_available() -> bool {
     guarded(false, || capsule_api().is_some())
 }
 
-/// A `PyCapsule_Destructor` for capsules named "dltensor_versioned" (holding a
+/// Binding internals. A `PyCapsule_Destructor` for capsules named "dltensor_versioned" (holding a
 /// `DLManagedTensorVersioned *`) or "dltensor" (a `DLManagedTensor *`): when the capsule still
 /// has that name — nobody consumed it — the managed tensor's deleter runs. A consumed capsule
 /// ("used_..." name) is left alone: its consumer owns the tensor. Pass it to `PyCapsule_New`;

@@ -17,11 +17,11 @@ fn create(
     shape: *const i64,
     device: DLDevice,
     zeroed: bool,
-    out_tensor: *mut *mut dlshare_tensor,
+    tensor_out: *mut *mut dlshare_tensor,
 ) -> dlshare_status {
     boundary(|| {
         // SAFETY: documented contract of the public functions.
-        let slot = unsafe { out(out_tensor, "out_tensor")? };
+        let slot = unsafe { out(tensor_out, "tensor_out")? };
         if ndim < 0 || ndim as usize > layout::MAX_NDIM {
             return Err(Error::InvalidArgument(format!(
                 "ndim is {ndim}; tensors have 0..={} dimensions",
@@ -45,19 +45,19 @@ fn create(
 }
 
 /// Creates a C-contiguous tensor with uninitialised contents, 256-byte aligned.
-/// `*out_tensor` is a new handle owned by the caller (release with `dlshare_tensor_release`).
+/// `*tensor_out` is a new handle owned by the caller (release with `dlshare_tensor_release`).
 ///
 /// # Safety
-/// `shape` holds `ndim` values (may be NULL when ndim == 0); `out_tensor` writable.
+/// `shape` holds `ndim` values (may be NULL when ndim == 0); `tensor_out` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlshare_tensor_empty(
     dtype: DLDataType,
     ndim: i32,
     shape: *const i64,
     device: DLDevice,
-    out_tensor: *mut *mut dlshare_tensor,
+    tensor_out: *mut *mut dlshare_tensor,
 ) -> dlshare_status {
-    create(dtype, ndim, shape, device, false, out_tensor)
+    create(dtype, ndim, shape, device, false, tensor_out)
 }
 
 /// As `dlshare_tensor_empty`, filled with zeros.
@@ -70,9 +70,9 @@ pub unsafe extern "C" fn dlshare_tensor_zeros(
     ndim: i32,
     shape: *const i64,
     device: DLDevice,
-    out_tensor: *mut *mut dlshare_tensor,
+    tensor_out: *mut *mut dlshare_tensor,
 ) -> dlshare_status {
-    create(dtype, ndim, shape, device, true, out_tensor)
+    create(dtype, ndim, shape, device, true, tensor_out)
 }
 
 /// Adds an owner to `tensor`: each retain needs one more `dlshare_tensor_release`.
@@ -95,13 +95,13 @@ pub extern "C" fn dlshare_tensor_release(tensor: *mut dlshare_tensor) -> dlshare
 /// Reads one property of a live tensor into a checked output.
 fn read<T>(
     tensor: *const dlshare_tensor,
-    out_value: *mut T,
+    value_out: *mut T,
     name: &str,
     get: impl FnOnce(&Tensor) -> Result<T>,
 ) -> dlshare_status {
     boundary(|| {
         // SAFETY: documented contract of the public accessors: the output is writable.
-        let slot = unsafe { out(out_value, name)? };
+        let slot = unsafe { out(value_out, name)? };
         let t = handles::get(tensor)?;
         slot.write(get(&t)?);
         Ok(())

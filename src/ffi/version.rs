@@ -5,14 +5,43 @@ use std::ffi::{CStr, c_char};
 use super::dlshare_status::{self, *};
 use super::{dlshare_reason, guarded, last_error_ptr};
 
-/// Major version of this header; the shared library's SONAME carries it (`libdlshare.so.0`).
+/// Major version of this header. The shared library's SONAME carries the ABI version: MAJOR
+/// from 1.0 on (`libdlshare.so.1`), `0.MINOR` before (`libdlshare.so.0.1`); see docs/abi.md.
 pub const DLSHARE_VERSION_MAJOR: u32 = 0;
 /// Minor version of this header.
 pub const DLSHARE_VERSION_MINOR: u32 = 1;
 /// Patch version of this header.
 pub const DLSHARE_VERSION_PATCH: u32 = 0;
 
-const VERSION: &CStr = c"0.1.0";
+// The version comes from Cargo.toml alone: the string is the crate's, and the header's macros
+// above (plain literals, as cbindgen needs them) must match it or the crate does not compile.
+const VERSION: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(version) => version,
+        Err(_) => panic!("CARGO_PKG_VERSION contains a NUL byte"),
+    };
+
+// Used only by the const assertion below, which rustc 1.88 (the MSRV) does not count as a use.
+#[allow(dead_code)]
+const fn parse_u32(digits: &str) -> u32 {
+    let bytes = digits.as_bytes();
+    let mut value = 0u32;
+    let mut i = 0;
+    while i < bytes.len() {
+        assert!(bytes[i].is_ascii_digit(), "a version field is not a number");
+        value = value * 10 + (bytes[i] - b'0') as u32;
+        i += 1;
+    }
+    value
+}
+
+const _: () = assert!(
+    DLSHARE_VERSION_MAJOR == parse_u32(env!("CARGO_PKG_VERSION_MAJOR"))
+        && DLSHARE_VERSION_MINOR == parse_u32(env!("CARGO_PKG_VERSION_MINOR"))
+        && DLSHARE_VERSION_PATCH == parse_u32(env!("CARGO_PKG_VERSION_PATCH")),
+    "DLSHARE_VERSION_MAJOR/MINOR/PATCH in src/ffi/version.rs must equal the version in \
+     Cargo.toml (then regenerate the header: DLSHARE_UPDATE_HEADER=1 cargo test --test header)"
+);
 
 /// The library's version as "MAJOR.MINOR.PATCH". Static string; never free it.
 #[unsafe(no_mangle)]

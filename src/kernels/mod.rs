@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 
 pub(crate) use cast::for_int_kind;
 pub use cast::{can_cast, cast_scalar_bytes};
+pub(crate) use parallel::map as parallel_map;
 pub use parallel::{
     PARALLEL_MIN_BYTES, default_num_threads, num_threads, set_num_threads, set_parallel_min_bytes,
 };

@@ -156,3 +156,35 @@ pub fn run(units: usize, workers: usize, work: impl Fn(usize, usize) + Sync) {
         take_pieces();
     });
 }
+
+/// `items.into_iter().map(f).collect()`, with the items taken in turn by up to `workers` threads
+/// (the caller and pool threads, as in `run`); the results keep the items' order. For a few
+/// large independent jobs, such as the column passes of `columns`.
+pub fn map<T: Send, R: Send>(items: Vec<T>, workers: usize, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if workers <= 1 || items.len() <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let slots: Vec<Mutex<(Option<T>, Option<R>)>> = items
+        .into_iter()
+        .map(|item| Mutex::new((Some(item), None)))
+        .collect();
+    fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    run(slots.len(), workers, |lo, hi| {
+        for slot in &slots[lo..hi] {
+            let item = lock(slot).0.take();
+            if let Some(item) = item {
+                let result = f(item);
+                lock(slot).1 = Some(result);
+            }
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| {
+            let (_, result) = slot.into_inner().unwrap_or_else(|p| p.into_inner());
+            result.expect("`run` covers every unit once")
+        })
+        .collect()
+}

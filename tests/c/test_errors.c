@@ -152,7 +152,7 @@ static void null_arguments(void) {
   CHECK_FAILS(dlshare_tensor_from_view(NULL, &share, &t, NULL), DLSHARE_ERR_NULL_ARGUMENT);
   CHECK_MESSAGE_MENTIONS("view");
   CHECK_FAILS(dlshare_tensor_from_view(&view, &share, NULL, NULL), DLSHARE_ERR_NULL_ARGUMENT);
-  CHECK_MESSAGE_MENTIONS("out_tensor");
+  CHECK_MESSAGE_MENTIONS("tensor_out");
   CHECK_FAILS(dlshare_explain_view(NULL, &share, &decision), DLSHARE_ERR_NULL_ARGUMENT);
   CHECK_FAILS(dlshare_explain_view(&view, &share, NULL), DLSHARE_ERR_NULL_ARGUMENT);
   CHECK_FAILS(dlshare_tensor_from_dlpack(NULL, &share, &t, NULL), DLSHARE_ERR_NULL_ARGUMENT);
@@ -190,7 +190,7 @@ static void null_arguments(void) {
   CHECK_FAILS(dlshare_tensor_shares_memory(t, t, NULL), DLSHARE_ERR_NULL_ARGUMENT);
   CHECK_FAILS(dlshare_tensor_info(t, NULL, NULL), DLSHARE_ERR_NULL_ARGUMENT);
   CHECK_FAILS(dlshare_tensor_to_dlpack(t, NULL), DLSHARE_ERR_NULL_ARGUMENT);
-  CHECK_MESSAGE_MENTIONS("out_managed");
+  CHECK_MESSAGE_MENTIONS("managed_out");
   CHECK_FAILS(dlshare_tensor_to_dlpack_legacy(t, NULL), DLSHARE_ERR_NULL_ARGUMENT);
   CHECK_FAILS(dlshare_tensor_convert(t, NULL, NULL, NULL), DLSHARE_ERR_NULL_ARGUMENT);
   CHECK_FAILS(dlshare_explain_tensor(t, NULL, NULL), DLSHARE_ERR_NULL_ARGUMENT);

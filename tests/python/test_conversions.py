@@ -1,6 +1,6 @@
-"""The three conversion modes against real NumPy and PyTorch: every case of DESIGN.md §3, with
-pointer equality where shared, inequality where copied, values equal to NumPy/PyTorch, and
-writes visible both ways when shared."""
+"""The three conversion modes against real NumPy and PyTorch: every case of the decision table
+in docs/design.md, with pointer equality where shared, inequality where copied, values equal to
+NumPy/PyTorch, and writes visible both ways when shared."""
 
 import numpy as np
 import pytest

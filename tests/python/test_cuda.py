@@ -1,4 +1,4 @@
-"""CUDA through the Python binding (DESIGN.md §5).
+"""CUDA through the Python binding (docs/design.md, "CUDA").
 
 Without a usable CUDA device the GPU tests are skipped with "skipped: no CUDA device (...)", and
 the no-CUDA tests check that every entry point taking a device raises DeviceUnavailableError

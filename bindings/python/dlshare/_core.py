@@ -710,14 +710,19 @@ def _create(fn, shape, dtype, device) -> Tensor:
     return Tensor._wrap(out[0], False)
 
 
-def empty(shape, dtype="float32", device="cpu") -> Tensor:
+def empty(shape, dtype="float32", device="cpu", *, shared: bool = False) -> Tensor:
     """A new C-contiguous tensor with uninitialised contents, 256-byte aligned, on "cpu",
-    "cuda:N" or "cuda_host:N" (pinned host memory)."""
+    "cuda:N" or "cuda_host:N" (pinned host memory). `shared=True`: in shared memory that other
+    processes can map (CPU only; zero-filled, see `Tensor.share_memory`)."""
+    if shared:
+        return _shm.empty_shared(shape, dtype, device)
     return _create(lib.dlshare_tensor_empty, shape, dtype, device)
 
 
-def zeros(shape, dtype="float32", device="cpu") -> Tensor:
+def zeros(shape, dtype="float32", device="cpu", *, shared: bool = False) -> Tensor:
     """As `empty`, filled with zeros."""
+    if shared:
+        return _shm.empty_shared(shape, dtype, device)
     return _create(lib.dlshare_tensor_zeros, shape, dtype, device)
 
 
@@ -823,3 +828,9 @@ def set_num_threads(n: int | None) -> None:
 def get_num_threads() -> int:
     """The most threads one large copy uses now."""
     return int(lib.dlshare_get_num_threads())
+
+
+# pickling, shared memory and multiprocessing (dlshare/_shm.py)
+from . import _shm  # noqa: E402  (needs the definitions above)
+
+_shm.install(Tensor)

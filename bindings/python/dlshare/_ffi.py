@@ -44,6 +44,9 @@ def cdef_source(header: str) -> str:
                 active.append(active[-1] and words[1] not in defined)
             elif directive == "if":
                 active.append(False)
+            elif directive == "elif":  # every #if/#elif counts as false: the #else is taken
+                active.pop()
+                active.append(False)
             elif directive == "else":
                 top = active.pop()
                 active.append(active[-1] and not top)
@@ -58,7 +61,8 @@ def cdef_source(header: str) -> str:
             continue
         if active[-1]:
             out.append(line)
-    return "\n".join(out)
+    # DLSHARE_API (the export macro before every function) means nothing to cffi.
+    return re.sub(r"\bDLSHARE_API\b\s*", "", "\n".join(out))
 
 
 def _library_path() -> str:
