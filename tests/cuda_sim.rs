@@ -184,7 +184,13 @@ fn chunk_bytes() -> usize {
 /// Runs the `#[ignore]`d test `name` of this binary in a child process with `env`.
 fn child(name: &str, env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"]);
+    cmd.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -200,7 +206,10 @@ fn child_passes(name: &str, env: &[(&str, &str)]) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "child {name} failed:\n{text}");
-    assert!(text.contains("1 passed"), "child {name} did not run:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "child {name} did not run:\n{text}"
+    );
 }
 
 // ---- injected faults --------------------------------------------------------------------------
@@ -271,7 +280,10 @@ fn create_on(device: DLDevice) -> dlshare_status {
     let values = to_bytes(&floats(3 << 20, 7.0));
     let buf = Buf::from_bytes(&values);
     let shape = [3i64 << 20];
-    let (s, d, _) = from_view(&host_view(&buf, F32, &shape), &to_device(opts(COPY), device));
+    let (s, d, _) = from_view(
+        &host_view(&buf, F32, &shape),
+        &to_device(opts(COPY), device),
+    );
     if s == DLSHARE_OK {
         assert!(download(d) == values);
         release(d);
@@ -445,7 +457,7 @@ fn every_injected_fault_is_a_clear_status_and_leaks_nothing() {
             n,
             big_n,
             on_device,
-            stream: 1 as *mut c_void, // the legacy default stream, a caller's stream
+            stream: std::ptr::without_provenance_mut(1), // the legacy default stream, a caller's stream
         }
     };
     let want = to_bytes(&floats(n, 1.0));
@@ -461,7 +473,10 @@ fn every_injected_fault_is_a_clear_status_and_leaks_nothing() {
         sim.faults(f.spec);
         let status = (f.action)(&c);
         sim.faults("");
-        assert!(sim.counter("faults") > injected, "{what}: no fault was injected");
+        assert!(
+            sim.counter("faults") > injected,
+            "{what}: no fault was injected"
+        );
         let msg = fails(status, f.status);
         for w in f.words {
             assert!(msg.contains(w), "{what}: {w:?} missing in {msg:?}");
@@ -469,7 +484,11 @@ fn every_injected_fault_is_a_clear_status_and_leaks_nothing() {
         ok(dlshare_cuda_synchronize(0));
         assert_eq!(sim.snapshot(), before, "{what}: something leaked");
         // the device still works (the fault was one call, or the context came back)
-        assert_eq!(download(c.on_device), want, "{what}: the device is unusable after");
+        assert_eq!(
+            download(c.on_device),
+            want,
+            "{what}: the device is unusable after"
+        );
         assert_eq!(h2d(&c.big, c.big_n, std::ptr::null_mut()), DLSHARE_OK);
         println!("fault {what}: {msg}");
     }
@@ -494,7 +513,10 @@ fn a_failed_import_copy_leaves_the_producer_to_the_caller() {
     let before = sim.snapshot();
     for spec in ["cuMemcpyDtoDAsync_v2:1", "cuMemAlloc_v2:1", "lost:1"] {
         sim.faults(spec);
-        let (s, h, _) = import_versioned(m, &on_stream(opts(COPY), 1 as *mut c_void));
+        let (s, h, _) = import_versioned(
+            m,
+            &on_stream(opts(COPY), std::ptr::without_provenance_mut(1)),
+        );
         sim.faults("");
         assert_ne!(s, DLSHARE_OK, "{spec}");
         assert_eq!(h, SENTINEL);
@@ -503,7 +525,7 @@ fn a_failed_import_copy_leaves_the_producer_to_the_caller() {
         assert_eq!(sim.snapshot(), before, "{spec}: something leaked");
     }
     call_deleter_versioned(m);
-    assert_eq!(sim.counter("faults") >= 3, true);
+    assert!(sim.counter("faults") >= 3);
 }
 
 #[test]
@@ -571,7 +593,10 @@ fn a_driver_that_does_not_start_is_device_unavailable() {
         return;
     }
     for spec in ["cuInit:1:100", "cuDeviceGetCount:1"] {
-        child_passes("child_driver_does_not_start", &[("DLSHARE_SIM_FAULTS", spec)]);
+        child_passes(
+            "child_driver_does_not_start",
+            &[("DLSHARE_SIM_FAULTS", spec)],
+        );
     }
 }
 
@@ -590,7 +615,11 @@ fn child_context_fails() {
         assert!(msg.contains(name), "{msg}");
         assert!(msg.contains("cannot allocate on cuda:0"), "{msg}");
     }
-    assert_eq!(sim.counter("contexts"), 0, "the primary context stays retained");
+    assert_eq!(
+        sim.counter("contexts"),
+        0,
+        "the primary context stays retained"
+    );
     assert_eq!(sim.counter("streams"), 0);
 }
 
@@ -642,7 +671,10 @@ fn a_host_read_of_device_memory_crashes() {
     // SAFETY: valid pointers.
     ok(unsafe { dlshare_tensor_zeros(F32, 1, shape.as_ptr(), CUDA_HOST0, &mut h) });
     // SAFETY: pinned host memory of 1024 float32, zeroed.
-    assert_eq!(unsafe { std::ptr::read_volatile(data_of(h).cast::<f32>()) }, 0.0);
+    assert_eq!(
+        unsafe { std::ptr::read_volatile(data_of(h).cast::<f32>()) },
+        0.0
+    );
     release(h);
     let _ = sim;
 }
@@ -671,9 +703,15 @@ impl<'a> Consumer<'a> {
         let mut stream = std::ptr::null_mut();
         // SAFETY: driver calls with valid outputs; the context is pushed around the creation.
         unsafe {
-            assert_eq!(sim.func::<Retain>(c"cuDevicePrimaryCtxRetain")(&mut ctx, 0), 0);
+            assert_eq!(
+                sim.func::<Retain>(c"cuDevicePrimaryCtxRetain")(&mut ctx, 0),
+                0
+            );
             assert_eq!(sim.func::<Push>(c"cuCtxPushCurrent_v2")(ctx), 0);
-            assert_eq!(sim.func::<StreamCreate>(c"cuStreamCreate")(&mut stream, 1), 0);
+            assert_eq!(
+                sim.func::<StreamCreate>(c"cuStreamCreate")(&mut stream, 1),
+                0
+            );
             let mut popped = std::ptr::null_mut();
             assert_eq!(sim.func::<Pop>(c"cuCtxPopCurrent_v2")(&mut popped), 0);
         }
@@ -685,7 +723,10 @@ impl<'a> Consumer<'a> {
         // SAFETY: a device range and a pinned buffer of `n` bytes, in a pushed context.
         unsafe {
             let mut ctx = std::ptr::null_mut();
-            assert_eq!(self.sim.func::<Retain>(c"cuDevicePrimaryCtxRetain")(&mut ctx, 0), 0);
+            assert_eq!(
+                self.sim.func::<Retain>(c"cuDevicePrimaryCtxRetain")(&mut ctx, 0),
+                0
+            );
             assert_eq!(self.sim.func::<Push>(c"cuCtxPushCurrent_v2")(ctx), 0);
             let r = self.sim.func::<DtoH>(c"cuMemcpyDtoHAsync_v2")(
                 pinned.cast(),
@@ -696,13 +737,19 @@ impl<'a> Consumer<'a> {
             assert_eq!(r, 0);
             let mut popped = std::ptr::null_mut();
             assert_eq!(self.sim.func::<Pop>(c"cuCtxPopCurrent_v2")(&mut popped), 0);
-            assert_eq!(self.sim.func::<Release>(c"cuDevicePrimaryCtxRelease_v2")(0), 0);
+            assert_eq!(
+                self.sim.func::<Release>(c"cuDevicePrimaryCtxRelease_v2")(0),
+                0
+            );
         }
     }
 
     fn synchronize(&self) {
         // SAFETY: a live stream.
-        assert_eq!(unsafe { self.sim.func::<Sync1>(c"cuStreamSynchronize")(self.stream) }, 0);
+        assert_eq!(
+            unsafe { self.sim.func::<Sync1>(c"cuStreamSynchronize")(self.stream) },
+            0
+        );
     }
 }
 
@@ -771,7 +818,10 @@ fn the_stream_handoff_orders_a_consumer_after_our_copy() {
             } else {
                 // control: without the wait the consumer reads the device memory as it was
                 // before the copy (the simulator fills fresh memory with 0xCB)
-                assert!(seen != values, "the unsynchronised read saw the finished copy");
+                assert!(
+                    seen != values,
+                    "the unsynchronised read saw the finished copy"
+                );
                 assert!(seen.iter().all(|&b| b == 0xCB), "stale data expected");
             }
             ok(dlshare_cuda_synchronize(0));
@@ -807,7 +857,10 @@ fn staging_buffers_are_not_reused_before_their_transfer() {
     ok(s);
     opener.join().unwrap();
     ok(dlshare_cuda_synchronize(0));
-    assert!(download(d) == values, "a staging buffer was overwritten in flight");
+    assert!(
+        download(d) == values,
+        "a staging buffer was overwritten in flight"
+    );
     release(d);
 }
 
@@ -837,7 +890,7 @@ fn copies_between_two_devices() {
     let shape = [100i64, 300];
     let (s, d0, _) = from_view(&host_view(&buf, F64, &shape), &to_device(opts(COPY), CUDA0));
     ok(s);
-    for stream in [std::ptr::null_mut(), 1 as *mut c_void] {
+    for stream in [std::ptr::null_mut(), std::ptr::without_provenance_mut(1)] {
         // cuda:0 -> cuda:1 (peer copy), back, and with a cast and a transposition
         let (s, d1, _) = convert(d0, &on_stream(to_device(opts(COPY), CUDA1), stream));
         ok(s);
@@ -848,7 +901,10 @@ fn copies_between_two_devices() {
         let (s, back, _) = convert(d1, &to_device(opts_dtype(COPY, F32), CUDA0));
         ok(s);
         let as_f32: Vec<f32> = values.iter().map(|&v| v as f32).collect();
-        assert!(download(back) == to_bytes(&as_f32), "cuda:1 -> cuda:0 as float32");
+        assert!(
+            download(back) == to_bytes(&as_f32),
+            "cuda:1 -> cuda:0 as float32"
+        );
         let mut t = SENTINEL;
         let (tshape, tstrides) = ([300i64, 100], [1i64, 300]);
         // SAFETY: valid pointers.
@@ -870,7 +926,10 @@ fn copies_between_two_devices() {
                 want.push(values[i * 300 + j]);
             }
         }
-        assert!(download(t0) == to_bytes(&want), "transposed cuda:1 -> cuda:0");
+        assert!(
+            download(t0) == to_bytes(&want),
+            "transposed cuda:1 -> cuda:0"
+        );
         for h in [d1, back, t, t0] {
             release(h);
         }
