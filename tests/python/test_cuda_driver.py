@@ -43,7 +43,9 @@ def _driver():
 DRIVER = _driver()
 SIM = DRIVER is not None and hasattr(DRIVER, "dlsim_counter")
 needs_sim = pytest.mark.skipif(
-    not SIM, reason="skipped: not the simulated driver (run tests/cuda_sim/run)"
+    not SIM,
+    reason=f"skipped: no CUDA device ({dlshare.cuda.unavailable_reason()})" if not CUDA
+    else "skipped: not the simulated driver (run tests/cuda_sim/run)",
 )
 CHUNK = (int(os.environ.get("DLSHARE_CUDA_CHUNK_MB", "8")) or 8) << 20
 
