@@ -1,5 +1,6 @@
 //! One Arrow column (its chunks) to one `columns::Column`: values read in place or joined,
-//! validity bitmaps to the kernel's byte masks, bit-packed bools to bytes, dictionaries to codes
+//! validity bitmaps read in place by the kernel (byte masks when chunks are joined), bit-packed
+//! bools to bytes, dictionaries to codes
 //! (unified by label across chunks), dates, times and decimals to what the kernel reads.
 
 use super::abi::ArrowArray;
@@ -127,12 +128,23 @@ pub(super) enum Data {
     Owned(Vec<u8>),
 }
 
+/// How a prepared column marks its missing rows.
+pub(super) enum Missing {
+    /// No nulls.
+    None,
+    /// A single chunk's own validity bitmap, read in place by the kernel: the bitmap, its byte
+    /// count (covering the rows read) and the bit of row 0.
+    Bits(*const u8, usize, usize),
+    /// Several chunks: one byte per row (1 = missing), built here.
+    Bytes(Vec<u8>),
+}
+
 /// One prepared column: what `Column::from_raw` needs, kept alive until the kernel returns.
 pub(super) struct Prepared {
     pub(super) data: Data,
     pub(super) dtype: DType,
     pub(super) len: usize,
-    pub(super) mask: Option<Vec<u8>>,
+    pub(super) mask: Missing,
     pub(super) kind: ColumnKind,
     pub(super) names: Vec<String>,
     /// Why this column cannot be viewed as it is (for a 1-D import's decision).
@@ -158,8 +170,13 @@ impl Prepared {
             )
         };
         match &self.mask {
-            Some(m) => c.with_missing(m),
-            None => c,
+            Missing::None => c,
+            Missing::Bytes(m) => c.with_missing(m),
+            // SAFETY: a checked array's validity bitmap covers offset + length bits (`nbytes`
+            // of them were counted from that), alive while the arrays are.
+            Missing::Bits(p, nbytes, offset) => {
+                c.with_validity(unsafe { std::slice::from_raw_parts(*p, *nbytes) }, *offset)
+            }
         }
     }
 }
@@ -214,13 +231,18 @@ fn map_values<T: Copy, U: Copy>(chunks: &[Chunk<'_>], f: impl Fn(T) -> U) -> Res
     Ok(out)
 }
 
-/// The missing-value mask of the chunks (None when no chunk has a null).
-fn mask_of(chunks: &[Chunk<'_>], copy_because: &mut Vec<String>) -> Result<Option<Vec<u8>>> {
+/// How the chunks mark missing rows: nothing without nulls, a single chunk's validity bitmap
+/// as it is (the kernel reads the bits: no extra pass), or one byte per row for several chunks.
+fn mask_of(chunks: &[Chunk<'_>], copy_because: &mut Vec<String>) -> Result<Missing> {
     let nulls: usize = chunks.iter().map(Chunk::nulls).sum();
     if nulls == 0 {
-        return Ok(None);
+        return Ok(Missing::None);
     }
     copy_because.push(format!("{nulls} nulls"));
+    if let [c] = chunks {
+        let nbytes = (c.offset + c.len).div_ceil(8);
+        return Ok(Missing::Bits(c.buffer(0), nbytes, c.offset));
+    }
     let total: usize = chunks.iter().map(|c| c.len).sum();
     let mut mask = zeroed(total, "the missing-value mask")?;
     let mut at = 0;
@@ -232,7 +254,7 @@ fn mask_of(chunks: &[Chunk<'_>], copy_because: &mut Vec<String>) -> Result<Optio
         }
         at += c.len;
     }
-    Ok(Some(mask))
+    Ok(Missing::Bytes(mask))
 }
 
 /// Category labels of a dictionary array (strings as they are, numbers formatted).

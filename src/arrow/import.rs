@@ -10,9 +10,8 @@
 //! cannot be detected. Errors name the column and the field.
 //!
 //! Missing values: a null (validity bit 0) is missing, and so is a NaN that is not null (as NaN
-//! is for pandas). Validity bitmaps are expanded into the kernel's one-byte-per-row masks only
-//! for chunks whose `null_count` is not 0, eight rows per table lookup; bit-packed booleans are
-//! expanded the same way.
+//! is for pandas). The kernel reads a single chunk's validity bitmap in place; joined chunks get
+//! a one-byte-per-row mask (see `column.rs`).
 
 use std::sync::Arc;
 
