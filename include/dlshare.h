@@ -573,6 +573,45 @@ typedef struct dlshare_shm_desc {
 } dlshare_shm_desc;
 
 /*
+ Where a CUDA device tensor's elements are, for another process (CUDA IPC): the IPC handle
+ of the device allocation that holds them (`cuIpcGetMemHandle`), `device_id`, the byte
+ `offset` of element (0, ..., 0) in the allocation, the allocation's `size`, and the layout.
+
+ Ownership: `handle` is plain bytes (copy it to the other process as it is); `shape` and
+ `strides` in a description filled by `dlshare_cuda_ipc_export` belong to the tensor (valid
+ while its handle lives). The exporting process must keep the tensor alive until every
+ importer has released its tensors: the memory is the exporter's, and CUDA frees it when the
+ exporter frees it. The importer's tensor closes its mapping (`cuIpcCloseMemHandle`) when
+ released. A handle can be opened once per process, and not in the process that made it.
+ */
+typedef struct dlshare_cuda_ipc_desc {
+  /*
+   The CUDA IPC memory handle (`CUipcMemHandle`, 64 bytes).
+   */
+  uint8_t handle[64];
+  int32_t device_id;
+  /*
+   Bytes from the start of the allocation to the element at index (0, ..., 0).
+   */
+  uint64_t offset;
+  /*
+   The allocation's size in bytes (`dlshare_cuda_ipc_import` refuses any other value).
+   */
+  uint64_t size;
+  DLDataType dtype;
+  int32_t ndim;
+  /*
+   `ndim` extents (may be NULL when ndim == 0).
+   */
+  const int64_t *shape;
+  /*
+   `ndim` strides in elements, or NULL for C-contiguous.
+   */
+  const int64_t *strides;
+  bool read_only;
+} dlshare_cuda_ipc_desc;
+
+/*
  One input column of `dlshare_tensor_from_columns` (start from `dlshare_column_init`).
  Borrowed for the call only: dlshare copies the data and keeps no pointer after it returns.
  */
@@ -1130,6 +1169,34 @@ enum dlshare_status dlshare_shm_export(const struct dlshare_tensor *tensor,
 DLSHARE_API
 enum dlshare_status dlshare_shm_import(const struct dlshare_shm_desc *desc,
                                        struct dlshare_tensor **tensor_out);
+
+/*
+ Fills `*desc_out` with the CUDA IPC description of a CUDA device tensor, after finishing
+ dlshare's pending work on its device. DLSHARE_ERR_DEVICE_UNAVAILABLE without CUDA (no such
+ tensor can exist then), DLSHARE_ERR_UNSUPPORTED_DEVICE for a tensor not in CUDA device
+ memory, DLSHARE_ERR_CUDA when the driver refuses (memory not from `cuMemAlloc`).
+
+ # Safety
+ `desc_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_cuda_ipc_export(const struct dlshare_tensor *tensor,
+                                            struct dlshare_cuda_ipc_desc *desc_out);
+
+/*
+ Opens the CUDA tensor that `desc` (from `dlshare_cuda_ipc_export` in another process)
+ describes; `*tensor_out` is a new handle owned by the caller, over the exporter's device
+ memory. DLSHARE_ERR_DEVICE_UNAVAILABLE without CUDA; a layout outside the allocation, a
+ size other than the allocation's (stale or forged) or bad dtypes are refused with a message;
+ DLSHARE_ERR_CUDA when the driver refuses the handle.
+
+ # Safety
+ `desc` readable, with `shape` (and `strides` when not NULL) holding `ndim` values;
+ `tensor_out` writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_cuda_ipc_import(const struct dlshare_cuda_ipc_desc *desc,
+                                            struct dlshare_tensor **tensor_out);
 
 /*
  A column of `kind` (a `dlshare_column_kind` value; an invalid one is reported by

@@ -387,6 +387,90 @@ pub fn import(_d: &Description) -> Result<Tensor> {
     ))
 }
 
+/// Where a CUDA tensor's elements are, for another process: the CUDA IPC handle of the device
+/// allocation holding them, the offset of element (0, ..., 0) in it, its size, and the layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CudaDescription {
+    pub handle: [u8; 64],
+    pub device_id: i32,
+    pub offset: u64,
+    pub size: u64,
+    pub dtype: DType,
+    pub shape: Vec<i64>,
+    pub strides: Vec<i64>,
+    pub read_only: bool,
+}
+
+/// The CUDA IPC description of a device tensor (`kDLCUDA`). dlshare's pending work on the device
+/// is finished first, so the receiver sees the values. DEVICE_UNAVAILABLE without CUDA.
+pub fn describe_cuda(t: &Tensor) -> Result<CudaDescription> {
+    let device = t.device();
+    if device.device_type != crate::device::device_type::CUDA {
+        return Err(Error::UnsupportedDevice(format!(
+            "CUDA IPC describes CUDA device tensors; this one is on {device} (CPU tensors cross \
+             processes in shared memory: dlshare_shm_export)"
+        )));
+    }
+    crate::cuda::synchronize(device.device_id)?;
+    let (handle, offset, size) = crate::cuda::ipc_export(device.device_id, t.data_ptr())?;
+    Ok(CudaDescription {
+        handle,
+        device_id: device.device_id,
+        offset,
+        size,
+        dtype: t.dtype,
+        shape: t.shape.clone(),
+        strides: t.strides.clone(),
+        read_only: t.read_only,
+    })
+}
+
+/// Opens a CUDA IPC description from another process: the layout is checked against the
+/// allocation's size before anything is opened; the allocation's size against the driver's
+/// after. DEVICE_UNAVAILABLE without CUDA.
+pub fn import_cuda(d: &CudaDescription) -> Result<Tensor> {
+    let dtype = d.dtype.validate()?;
+    if d.shape.len() > layout::MAX_NDIM || d.strides.len() != d.shape.len() {
+        return Err(Error::InvalidArgument(format!(
+            "{} dimensions with {} strides: at most {} dimensions, one stride each",
+            d.shape.len(),
+            d.strides.len(),
+            layout::MAX_NDIM
+        )));
+    }
+    if let Some(n) = d.shape.iter().find(|&&n| n < 0) {
+        return Err(Error::InvalidArgument(format!(
+            "extent {n} in shape {:?} is negative",
+            d.shape
+        )));
+    }
+    let item = dtype.item_size();
+    let (lo, hi) = layout::byte_extent(&d.shape, &layout::byte_strides(&d.strides, item)?, item)?;
+    let offset = i128::from(d.offset);
+    if layout::numel(&d.shape)? > 0
+        && (offset + i128::from(lo) < 0 || offset + i128::from(hi) > i128::from(d.size))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "shape {:?} with strides {:?} at offset {} reaches outside the {}-byte CUDA \
+             allocation",
+            d.shape, d.strides, d.offset, d.size
+        )));
+    }
+    let storage = crate::cuda::ipc_open(d.device_id, &d.handle, d.size)?;
+    let data = storage.ptr().wrapping_add(d.offset as usize);
+    Ok(Tensor {
+        storage: Arc::new(storage),
+        data,
+        byte_offset: 0,
+        dtype,
+        shape: d.shape.clone(),
+        strides: d.strides.clone(),
+        read_only: d.read_only,
+        is_copy: false,
+        subbyte_padded: false,
+    })
+}
+
 #[cfg(all(test, target_os = "linux", not(miri)))]
 mod tests {
     use super::*;

@@ -2351,6 +2351,35 @@ fn s20_share_memory_null_handle(c: &Case) {
     assert_eq!(h, SENTINEL);
 }
 
+fn s21_cuda_ipc_import_outside_the_allocation(c: &Case) {
+    let shape = [2000i64];
+    let d = dlshare_cuda_ipc_desc {
+        handle: [0; 64],
+        device_id: 0,
+        offset: 0,
+        size: 4096,
+        dtype: F32,
+        ndim: 1,
+        shape: shape.as_ptr(),
+        strides: null(),
+        read_only: false,
+    };
+    let mut h = SENTINEL;
+    // SAFETY: a description whose shape holds 1 value; a writable output.
+    c.check(unsafe { dlshare_cuda_ipc_import(&d, &mut h) });
+    assert_eq!(h, SENTINEL);
+}
+
+fn s22_cuda_ipc_export_of_a_cpu_tensor(c: &Case) {
+    let mut h = null_mut();
+    // SAFETY: a valid shape and a writable output.
+    ok(unsafe { dlshare_tensor_zeros(F32, 1, [4i64].as_ptr(), CPU, &mut h) });
+    c.keep(h);
+    let mut d = std::mem::MaybeUninit::<dlshare_cuda_ipc_desc>::uninit();
+    // SAFETY: a live handle and a writable output.
+    c.check(unsafe { dlshare_cuda_ipc_export(h, d.as_mut_ptr()) });
+}
+
 // ---------------------------------------------------------------------------------------------
 // The catalogue.
 
@@ -2596,6 +2625,8 @@ catalogue! {
     s19_empty_shared_negative_ndim: "dlshare_tensor_empty_shared", "ndim = -1" => DLSHARE_ERR_INVALID_ARGUMENT, "ndim is -1", "";
     #[cfg_attr(miri, ignore = "memory files and shared mappings are OS calls Miri does not run")]
     s20_share_memory_null_handle: "dlshare_tensor_share_memory", "tensor = NULL" => DLSHARE_ERR_INVALID_HANDLE, "handle is NULL", "";
+    s21_cuda_ipc_import_outside_the_allocation: "dlshare_cuda_ipc_import", "2000 float32 in a 4096-byte allocation (checked before the driver is asked; without CUDA a valid layout gives DLSHARE_ERR_DEVICE_UNAVAILABLE)" => DLSHARE_ERR_INVALID_ARGUMENT, "reaches outside the 4096-byte cuda allocation", "tests/python/test_across_processes.py test_cuda_ipc_without_cuda_answers_device_unavailable";
+    s22_cuda_ipc_export_of_a_cpu_tensor: "dlshare_cuda_ipc_export", "a CPU tensor" => DLSHARE_ERR_UNSUPPORTED_DEVICE, "describes cuda device tensors", "";
     c01_deleter_reenters: "dlshare_tensor_release", "the producer's deleter calls info/release/zeros/retain(NULL)" => DLSHARE_OK, "callbacks run outside every lock: re-entry works; deleter once", "tests/ownership.rs a_deleter_may_call_back_into_dlshare";
     c02_release_callback_reenters: "dlshare_tensor_from_view, dlshare_tensor_release", "the view's release callback re-enters (SHARE; COPY runs it inside the call)" => DLSHARE_OK, "release callbacks may call dlshare; released once", "";
     c03_deleter_releases_its_own_handle: "dlshare_tensor_release", "the deleter releases the handle being released" => DLSHARE_OK, "the handle is dead before the deleter runs: the inner release gets DLSHARE_ERR_INVALID_HANDLE", "";

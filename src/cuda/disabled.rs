@@ -44,3 +44,17 @@ pub fn stream_wait(device_id: i32, _consumer: usize) -> Result<()> {
 pub fn memory_allocated(device_id: i32) -> Result<u64> {
     unavailable(device_id)
 }
+
+pub fn ipc_export(device_id: i32, _ptr: *const u8) -> Result<([u8; 64], u64, u64)> {
+    Err(Error::DeviceUnavailable(format!(
+        "cannot export {} memory for another process: {WHY}",
+        cuda_device(device_id)
+    )))
+}
+
+pub fn ipc_open(device_id: i32, _handle: &[u8; 64], _size: u64) -> Result<Storage> {
+    Err(Error::DeviceUnavailable(format!(
+        "cannot open {} memory of another process: {WHY}",
+        cuda_device(device_id)
+    )))
+}

@@ -151,6 +151,20 @@ fn cuda_device(device_id: i32) -> Device {
     Device::cuda(device_id)
 }
 
+/// CUDA IPC (issue 15): the handle of the allocation holding device pointer `ptr` on
+/// `device_id`, `ptr`'s offset in it and the allocation's size. DEVICE_UNAVAILABLE without CUDA.
+pub fn ipc_export(device_id: i32, ptr: *const u8) -> Result<([u8; 64], u64, u64)> {
+    check_device(cuda_device(device_id), "CUDA IPC needs a CUDA device")?;
+    imp::ipc_export(device_id, ptr)
+}
+
+/// Opens another process's IPC handle on `device_id`: a storage over the whole allocation of
+/// `size` bytes (refused when the driver's size differs). DEVICE_UNAVAILABLE without CUDA.
+pub fn ipc_open(device_id: i32, handle: &[u8; 64], size: u64) -> Result<Storage> {
+    check_device(cuda_device(device_id), "CUDA IPC needs a CUDA device")?;
+    imp::ipc_open(device_id, handle, size)
+}
+
 #[cfg(not(feature = "cuda"))]
 mod disabled;
 #[cfg(feature = "cuda")]

@@ -204,3 +204,105 @@ unsafe fn dims(ndim: i32, p: *const i64, name: &str) -> Result<Option<Vec<i64>>>
         unsafe { std::slice::from_raw_parts(p, ndim as usize) }.to_vec(),
     ))
 }
+
+/// Where a CUDA device tensor's elements are, for another process (CUDA IPC): the IPC handle
+/// of the device allocation that holds them (`cuIpcGetMemHandle`), `device_id`, the byte
+/// `offset` of element (0, ..., 0) in the allocation, the allocation's `size`, and the layout.
+///
+/// Ownership: `handle` is plain bytes (copy it to the other process as it is); `shape` and
+/// `strides` in a description filled by `dlshare_cuda_ipc_export` belong to the tensor (valid
+/// while its handle lives). The exporting process must keep the tensor alive until every
+/// importer has released its tensors: the memory is the exporter's, and CUDA frees it when the
+/// exporter frees it. The importer's tensor closes its mapping (`cuIpcCloseMemHandle`) when
+/// released. A handle can be opened once per process, and not in the process that made it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct dlshare_cuda_ipc_desc {
+    /// The CUDA IPC memory handle (`CUipcMemHandle`, 64 bytes).
+    pub handle: [u8; 64],
+    pub device_id: i32,
+    /// Bytes from the start of the allocation to the element at index (0, ..., 0).
+    pub offset: u64,
+    /// The allocation's size in bytes (`dlshare_cuda_ipc_import` refuses any other value).
+    pub size: u64,
+    pub dtype: DLDataType,
+    pub ndim: i32,
+    /// `ndim` extents (may be NULL when ndim == 0).
+    pub shape: *const i64,
+    /// `ndim` strides in elements, or NULL for C-contiguous.
+    pub strides: *const i64,
+    pub read_only: bool,
+}
+
+/// Fills `*desc_out` with the CUDA IPC description of a CUDA device tensor, after finishing
+/// dlshare's pending work on its device. DLSHARE_ERR_DEVICE_UNAVAILABLE without CUDA (no such
+/// tensor can exist then), DLSHARE_ERR_UNSUPPORTED_DEVICE for a tensor not in CUDA device
+/// memory, DLSHARE_ERR_CUDA when the driver refuses (memory not from `cuMemAlloc`).
+///
+/// # Safety
+/// `desc_out` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dlshare_cuda_ipc_export(
+    tensor: *const dlshare_tensor,
+    desc_out: *mut dlshare_cuda_ipc_desc,
+) -> dlshare_status {
+    boundary(|| {
+        // SAFETY: documented contract.
+        let slot = unsafe { out(desc_out, "desc_out")? };
+        let t = handles::get(tensor)?;
+        let d = shm::describe_cuda(&t)?;
+        slot.write(dlshare_cuda_ipc_desc {
+            handle: d.handle,
+            device_id: d.device_id,
+            offset: d.offset,
+            size: d.size,
+            dtype: d.dtype.into(),
+            ndim: t.ndim() as i32,
+            shape: t.shape().as_ptr(),
+            strides: t.strides().as_ptr(),
+            read_only: d.read_only,
+        });
+        Ok(())
+    })
+}
+
+/// Opens the CUDA tensor that `desc` (from `dlshare_cuda_ipc_export` in another process)
+/// describes; `*tensor_out` is a new handle owned by the caller, over the exporter's device
+/// memory. DLSHARE_ERR_DEVICE_UNAVAILABLE without CUDA; a layout outside the allocation, a
+/// size other than the allocation's (stale or forged) or bad dtypes are refused with a message;
+/// DLSHARE_ERR_CUDA when the driver refuses the handle.
+///
+/// # Safety
+/// `desc` readable, with `shape` (and `strides` when not NULL) holding `ndim` values;
+/// `tensor_out` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dlshare_cuda_ipc_import(
+    desc: *const dlshare_cuda_ipc_desc,
+    tensor_out: *mut *mut dlshare_tensor,
+) -> dlshare_status {
+    boundary(|| {
+        // SAFETY: documented contract.
+        let slot = unsafe { out(tensor_out, "tensor_out")? };
+        // SAFETY: documented contract.
+        let d = unsafe { arg(desc, "desc")? };
+        // SAFETY: documented contract: `shape` holds `ndim` values.
+        let shape = unsafe { dims(d.ndim, d.shape, "desc->shape")? }.unwrap_or_default();
+        // SAFETY: as above, for `strides` when not NULL.
+        let strides = match unsafe { dims(d.ndim, d.strides, "")? } {
+            Some(s) => s,
+            None => layout::c_strides(&shape),
+        };
+        let t = shm::import_cuda(&shm::CudaDescription {
+            handle: d.handle,
+            device_id: d.device_id,
+            offset: d.offset,
+            size: d.size,
+            dtype: d.dtype.into(),
+            shape,
+            strides,
+            read_only: d.read_only,
+        })?;
+        slot.write(handles::insert(t)?);
+        Ok(())
+    })
+}

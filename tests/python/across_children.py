@@ -52,3 +52,15 @@ def child_returns_and_exits(outbox, i):
     t = dlshare.zeros((4,), "int32", shared=True)
     t.numpy()[:] = i
     outbox.put(t)  # and the process ends at once: its exit waits until the parent collected t
+
+
+def child_cuda(inbox, outbox):
+    import torch
+
+    t = inbox.get()  # opened through CUDA IPC: the parent's device memory
+    x = torch.from_dlpack(t)
+    outbox.put(float(x[3].item()))
+    x[4] = 44.0
+    torch.cuda.synchronize()
+    del x, t
+    outbox.put("done")

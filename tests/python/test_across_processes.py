@@ -24,6 +24,7 @@ import dlshare
 from dlshare import _shm
 
 from across_children import (
+    child_cuda,
     child_hold,
     child_pipe,
     child_process_argument,
@@ -314,6 +315,40 @@ def test_a_child_may_exit_right_after_sending(no_shared_leaks):
     assert ForkingPickler.loads(message).is_shared_memory
     with pytest.raises(dlshare.InvalidArgumentError, match="received already"):
         ForkingPickler.loads(message)
+    del t
+
+
+CUDA = dlshare.cuda.is_available()
+WHY = dlshare.cuda.unavailable_reason()
+
+
+@pytest.mark.skipif(CUDA, reason="skipped: CUDA is available (run with DLSHARE_DISABLE_CUDA=1)")
+def test_cuda_ipc_without_cuda_answers_device_unavailable():
+    args = (b"\0" * 64, 0, 0, 4096, (2, 32, 1), (4,), (1,), False)
+    with pytest.raises(dlshare.DeviceUnavailableError):
+        _shm.import_cuda(*args)
+    with pytest.raises(dlshare.InvalidArgumentError):
+        _shm.import_cuda(b"short", *args[1:])  # checked before the driver is asked
+    with pytest.raises(dlshare.InvalidArgumentError):
+        _shm.import_cuda(args[0], 0, 0, 4096, (2, 32, 1), (2000,), (1,), False)  # outside
+    with pytest.raises(dlshare.UnsupportedDeviceError):
+        _shm.export_cuda(dlshare.zeros(3))  # a CPU tensor has no CUDA IPC handle
+
+
+@pytest.mark.skipif(not CUDA, reason=f"skipped: no CUDA device ({WHY})")
+def test_cuda_tensor_crosses_processes_through_cuda_ipc():
+    ctx = mp.get_context("spawn")  # CUDA cannot be used in a forked child
+    inbox, outbox = ctx.Queue(), ctx.Queue()
+    p = ctx.Process(target=child_cuda, args=(inbox, outbox))
+    p.start()
+    t = dlshare.tensor(np.arange(8, dtype=np.float32), device="cuda:0")  # cuMemAlloc memory
+    assert t.device == "cuda:0"
+    inbox.put(t)  # the handle travels; t stays alive here while the child uses it
+    assert outbox.get(timeout=120) == 3.0
+    assert outbox.get(timeout=120) == "done"
+    p.join(60)
+    assert p.exitcode == 0
+    assert torch.from_dlpack(t)[4].item() == 44.0  # the child's write, in the same memory
     del t
 
 

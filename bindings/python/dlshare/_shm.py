@@ -370,7 +370,39 @@ class _SharedFd:
             ) from None
 
 
+def export_cuda(t) -> tuple:
+    """(handle bytes, device_id, offset, size) of a CUDA tensor (CUDA IPC)."""
+    desc = ffi.new("dlshare_cuda_ipc_desc *")
+    check(lib.dlshare_cuda_ipc_export(t._handle, desc))
+    return bytes(ffi.buffer(desc.handle)), int(desc.device_id), int(desc.offset), int(desc.size)
+
+
+def import_cuda(handle, device_id, offset, size, dtype_key, shape, strides, readonly):
+    """The CUDA tensor another process exported (that process must keep its tensor alive while
+    this one is used)."""
+    key, shape, strides = _check_layout(dtype_key, shape, strides, offset, readonly)
+    if not isinstance(handle, bytes) or len(handle) != 64:
+        raise InvalidArgumentError("a CUDA IPC handle is 64 bytes")
+    if not isinstance(device_id, int) or not 0 <= device_id < 2**31:
+        raise InvalidArgumentError(f"device_id must be a device number, got {device_id!r:.50}")
+    if not isinstance(size, int) or not 0 <= size < 2**64:
+        raise InvalidArgumentError(f"size must be a byte count, got {size!r:.50}")
+    desc = ffi.new("dlshare_cuda_ipc_desc *")
+    ffi.memmove(desc.handle, handle, 64)
+    c_shape = ffi.new("int64_t[]", shape) if shape else ffi.NULL
+    c_strides = ffi.new("int64_t[]", strides) if strides else ffi.NULL
+    desc.device_id, desc.offset, desc.size, desc.dtype = device_id, offset, size, key
+    desc.ndim, desc.shape, desc.strides, desc.read_only = len(shape), c_shape, c_strides, readonly
+    out = ffi.new("dlshare_tensor **")
+    check(lib.dlshare_cuda_ipc_import(desc, out))
+    return _core.Tensor._wrap(out[0], True)
+
+
 def _reduce_for_multiprocessing(t):
+    if t.__dlpack_device__()[0] == lib.kDLCUDA:
+        # CUDA IPC: the receiver opens the same device memory (the sender keeps t alive)
+        meta = (t._dtype_key, t.shape, t.strides, t.readonly)
+        return (import_cuda, (*export_cuda(t), *meta))
     if t.__dlpack_device__()[0] == lib.kDLCPU and is_shared_memory(t):
         fd, offset, size = _export(t)
         return (

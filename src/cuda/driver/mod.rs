@@ -18,10 +18,12 @@ use crate::storage::{Release, Storage};
 use super::cuda_device;
 
 mod device;
+mod ipc;
 mod memory;
 mod stream;
 
 pub(crate) use device::*;
+pub(crate) use ipc::*;
 pub(crate) use memory::*;
 pub(crate) use stream::*;
 
