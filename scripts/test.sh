@@ -19,6 +19,8 @@ echo "== cargo clippy --no-default-features (the crate without its cuda and ndar
 cargo clippy --no-default-features --all-targets -- -D warnings
 echo "== cargo test"
 cargo test
+echo "== cargo package (the crate as crates.io would get it: Cargo.toml's include list, then a build of it)"
+cargo package --allow-dirty --quiet
 echo "== C and C++ tests (CMake package + ctest: tests/c, tests/cpp, README examples)"
 bash tests/c/run.sh
 echo "== hardening: malformed-input catalogue, C tests under Valgrind and ASan+UBSan (docs/hardening.md)"

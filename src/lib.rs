@@ -12,6 +12,8 @@
 /// cbindgen:ignore
 mod alloc;
 /// cbindgen:ignore
+pub mod arrow;
+/// cbindgen:ignore
 pub mod columns;
 /// cbindgen:ignore
 pub mod convert;

@@ -14,11 +14,14 @@ pub enum Reason {
     DtypeChange,
     DeviceChange,
     CopyRequested,
+    /// An Arrow array whose layout a tensor cannot view (nulls, several chunks, bit-packed
+    /// bools, dictionary or date/time values, NaN to fill).
+    ArrowLayout,
 }
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::None,
         Reason::ReadOnly,
         Reason::NegativeStride,
@@ -28,6 +31,7 @@ impl Reason {
         Reason::DtypeChange,
         Reason::DeviceChange,
         Reason::CopyRequested,
+        Reason::ArrowLayout,
     ];
 
     /// Stable snake_case code (the Python binding's `.reason`), NUL-terminated for C.
@@ -42,6 +46,7 @@ impl Reason {
             Reason::DtypeChange => c"dtype_change",
             Reason::DeviceChange => c"device_change",
             Reason::CopyRequested => c"copy_requested",
+            Reason::ArrowLayout => c"arrow_layout",
         }
     }
 

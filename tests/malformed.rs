@@ -302,6 +302,277 @@ impl Case {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Arrow C Data Interface (issue #14): every struct handed in is consumed and released exactly
+// once, on success and on error; the message names the column and the field.
+
+use dlshare::ffi::arrow::*;
+
+fn arrow_x(format: &str) -> (arrow::SchemaSpec, arrow::ArraySpec) {
+    (
+        arrow::table_schema(vec![arrow::field("x", format)]),
+        arrow::batch(3, vec![arrow::primitive(&[1i64, 2, 3], None)]),
+    )
+}
+
+/// Imports the table made from the specs after `corrupt`; asserts the row's status, untouched
+/// outputs, and that both structs were moved and released exactly once.
+fn arrow_refused(
+    c: &Case,
+    specs: (arrow::SchemaSpec, arrow::ArraySpec),
+    corrupt: impl FnOnce(&mut arrow::ArrowSchema, &mut arrow::ArrowArray),
+    o: &dlshare_arrow_options,
+) {
+    let (sr, ar) = (c.counter_expecting(1), c.counter_expecting(1));
+    let mut s = arrow::schema(&specs.0, &sr);
+    let mut a = arrow::array(&specs.1, &ar);
+    corrupt(&mut s, &mut a);
+    let mut h = SENTINEL;
+    let mut d = blank_decision();
+    let mut names: *mut c_char = null_mut();
+    // SAFETY: valid (if malformed) structs and outputs.
+    c.check(unsafe { dlshare_tensor_from_arrow(&mut s, &mut a, o, &mut h, &mut d, &mut names) });
+    assert_eq!(h, SENTINEL, "{}: output written on failure", c.row.test);
+    assert_untouched(&d);
+    assert!(names.is_null());
+    assert!(
+        s.release.is_none() && a.release.is_none(),
+        "{}: not consumed",
+        c.row.test
+    );
+    assert_eq!(
+        (count(&sr), count(&ar)),
+        (1, 1),
+        "{}: not released once",
+        c.row.test
+    );
+}
+
+fn arrow_default() -> dlshare_arrow_options {
+    dlshare_arrow_options_init(0, 0)
+}
+
+fn r01_arrow_null_schema(c: &Case) {
+    let ar = c.counter_expecting(1);
+    let mut a = arrow::array(&arrow_x("l").1, &ar);
+    let mut h = SENTINEL;
+    // SAFETY: NULL schema is what the case tests.
+    c.check(unsafe {
+        dlshare_tensor_from_arrow(null_mut(), &mut a, null(), &mut h, null_mut(), null_mut())
+    });
+    assert_eq!(h, SENTINEL);
+    assert!(a.release.is_none());
+}
+
+fn r02_arrow_released_array(c: &Case) {
+    let (sr, ar) = (c.counter_expecting(1), c.counter_expecting(1));
+    let mut s = arrow::schema(&arrow_x("l").0, &sr);
+    let mut a = arrow::array(&arrow_x("l").1, &ar);
+    let release = a.release.take().unwrap();
+    let mut h = SENTINEL;
+    // SAFETY: valid structs; the array is marked released.
+    c.check(unsafe {
+        dlshare_tensor_from_arrow(&mut s, &mut a, null(), &mut h, null_mut(), null_mut())
+    });
+    assert_eq!(h, SENTINEL);
+    assert_eq!(count(&ar), 0, "a released array's callback must not run");
+    a.release = Some(release);
+    // SAFETY: the test's own array, released once here.
+    unsafe { release(&mut a) };
+}
+
+fn r03_arrow_null_tensor_out(c: &Case) {
+    let (sr, ar) = (c.counter_expecting(1), c.counter_expecting(1));
+    let (ss, aa) = arrow_x("l");
+    let mut s = arrow::schema(&ss, &sr);
+    let mut a = arrow::array(&aa, &ar);
+    // SAFETY: NULL tensor_out is what the case tests.
+    c.check(unsafe {
+        dlshare_tensor_from_arrow(&mut s, &mut a, null(), null_mut(), null_mut(), null_mut())
+    });
+    assert!(s.release.is_none() && a.release.is_none());
+}
+
+fn r04_arrow_wrong_buffer_count(c: &Case) {
+    // SAFETY: corrupts the made array's child; its private data frees the real buffers.
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).n_buffers = 1 },
+        &arrow_default(),
+    );
+}
+
+fn r05_arrow_negative_length(c: &Case) {
+    // SAFETY: as above.
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).length = -1 },
+        &arrow_default(),
+    );
+}
+
+fn r06_arrow_negative_offset(c: &Case) {
+    // SAFETY: as above.
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).offset = -3 },
+        &arrow_default(),
+    );
+}
+
+fn r07_arrow_offset_overflow(c: &Case) {
+    // SAFETY: as above.
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).offset = i64::MAX - 1 },
+        &arrow_default(),
+    );
+}
+
+fn r08_arrow_null_values_buffer(c: &Case) {
+    let (s, mut a) = arrow_x("l");
+    a.children[0].buffers[1] = None;
+    arrow_refused(c, (s, a), |_, _| {}, &arrow_default());
+}
+
+fn r09_arrow_null_validity_with_nulls(c: &Case) {
+    let (s, mut a) = arrow_x("l");
+    a.children[0].null_count = 1;
+    arrow_refused(c, (s, a), |_, _| {}, &arrow_default());
+}
+
+fn r10_arrow_null_count_above_length(c: &Case) {
+    let (s, mut a) = arrow_x("l");
+    a.children[0].null_count = 9;
+    arrow_refused(c, (s, a), |_, _| {}, &arrow_default());
+}
+
+fn r11_arrow_unsupported_format(c: &Case) {
+    let name = std::ffi::CString::new("x").unwrap();
+    let select = [name.as_ptr()];
+    let mut o = arrow_default();
+    o.select = select.as_ptr();
+    o.nselect = 1;
+    arrow_refused(c, arrow_x("z"), |_, _| {}, &o);
+}
+
+fn r12_arrow_null_format(c: &Case) {
+    // SAFETY: the made schema has one child; its strings are owned by the private data.
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |s, _| unsafe { (**s.children).format = null() },
+        &arrow_default(),
+    );
+}
+
+fn r13_arrow_children_mismatch(c: &Case) {
+    arrow_refused(c, arrow_x("l"), |_, a| a.n_children = 0, &arrow_default());
+}
+
+fn r14_arrow_child_too_short(c: &Case) {
+    // SAFETY: as in r04.
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).length = 2 },
+        &arrow_default(),
+    );
+}
+
+fn r15_arrow_dictionary_missing(c: &Case) {
+    let (mut s, a) = arrow_x("l");
+    s.children[0].dictionary = Some(Box::new(arrow::field("", "u")));
+    let mut o = arrow_default();
+    o.categorical = 1;
+    arrow_refused(c, (s, a), |_, _| {}, &o);
+}
+
+fn r16_arrow_stream_null(c: &Case) {
+    let mut h = SENTINEL;
+    // SAFETY: NULL stream is what the case tests.
+    c.check(unsafe {
+        dlshare_tensor_from_arrow_stream(null_mut(), null(), &mut h, null_mut(), null_mut())
+    });
+    assert_eq!(h, SENTINEL);
+}
+
+fn r17_arrow_stream_get_next_fails(c: &Case) {
+    let (sr, ar) = (c.counter_expecting(1), c.counter_expecting(1));
+    let (ss, aa) = arrow_x("l");
+    let mut st = arrow::stream(&ss, vec![aa], 5, &sr, &ar);
+    let mut h = SENTINEL;
+    // SAFETY: a valid stream whose get_next fails.
+    c.check(unsafe {
+        dlshare_tensor_from_arrow_stream(&mut st, null(), &mut h, null_mut(), null_mut())
+    });
+    assert_eq!(h, SENTINEL);
+    assert!(st.release.is_none());
+}
+
+fn r18_arrow_bad_categorical_option(c: &Case) {
+    let mut o = arrow_default();
+    o.categorical = 7;
+    arrow_refused(c, arrow_x("l"), |_, _| {}, &o);
+}
+
+fn r19_arrow_export_bool(c: &Case) {
+    let h = c.tensor(BOOL, &[4]);
+    let (mut s, mut a) = (null_mut(), null_mut());
+    // SAFETY: valid outputs.
+    c.check(unsafe { dlshare_tensor_to_arrow(h, &mut s, &mut a) });
+    assert!(s.is_null() && a.is_null());
+}
+
+fn r20_arrow_export_null_outputs(c: &Case) {
+    let h = c.tensor(F32, &[4]);
+    let mut a = null_mut();
+    // SAFETY: NULL schema_out is what the case tests.
+    c.check(unsafe { dlshare_tensor_to_arrow(h, null_mut(), &mut a) });
+    assert!(a.is_null());
+}
+
+fn r21_arrow_null_buffers_array(c: &Case) {
+    // SAFETY: as in r04 (the private data keeps the real buffer list).
+    arrow_refused(
+        c,
+        arrow_x("l"),
+        |_, a| unsafe { arrow::child(a, 0).buffers = null_mut() },
+        &arrow_default(),
+    );
+}
+
+fn r22_arrow_unknown_column(c: &Case) {
+    let name = std::ffi::CString::new("nope").unwrap();
+    let select = [name.as_ptr()];
+    let mut o = arrow_default();
+    o.select = select.as_ptr();
+    o.nselect = 1;
+    arrow_refused(c, arrow_x("l"), |_, _| {}, &o);
+}
+
+fn r23_arrow_batch_with_null_rows(c: &Case) {
+    let (s, mut a) = arrow_x("l");
+    a.null_count = 1;
+    a.buffers[0] = Some(vec![0b101]);
+    arrow_refused(c, (s, a), |_, _| {}, &arrow_default());
+}
+
+fn r24_arrow_text_column(c: &Case) {
+    let name = std::ffi::CString::new("x").unwrap();
+    let select = [name.as_ptr()];
+    let mut o = arrow_default();
+    o.select = select.as_ptr();
+    o.nselect = 1;
+    let s = arrow::table_schema(vec![arrow::field("x", "u")]);
+    let a = arrow::batch(2, vec![arrow::utf8(&["a", "b"])]);
+    arrow_refused(c, (s, a), |_, _| {}, &o);
+}
+
 /// Declares the catalogue: one `Row` per case in `CATALOGUE`, and one `#[test]` per case in
 /// `mod catalogue` running the body function of the same name.
 macro_rules! catalogue {
@@ -2631,6 +2902,30 @@ catalogue! {
     c02_release_callback_reenters: "dlshare_tensor_from_view, dlshare_tensor_release", "the view's release callback re-enters (SHARE; COPY runs it inside the call)" => DLSHARE_OK, "release callbacks may call dlshare; released once", "";
     c03_deleter_releases_its_own_handle: "dlshare_tensor_release", "the deleter releases the handle being released" => DLSHARE_OK, "the handle is dead before the deleter runs: the inner release gets DLSHARE_ERR_INVALID_HANDLE", "";
     c04_deleter_of_exported_tensor_after_every_handle: "dlshare_tensor_to_dlpack + import", "every handle released while an export lives, export re-imported" => DLSHARE_OK, "the export keeps the producer alive; producer deleted once", "tests/ownership.rs deleter_runs_once_after_all_handles_and_exports";
+    r01_arrow_null_schema: "dlshare_tensor_from_arrow", "schema = NULL (the array is still consumed)" => DLSHARE_ERR_NULL_ARGUMENT, "schema is NULL", "";
+    r02_arrow_released_array: "dlshare_tensor_from_arrow", "array.release = NULL (a released array)" => DLSHARE_ERR_INVALID_ARGUMENT, "array.release is NULL", "";
+    r03_arrow_null_tensor_out: "dlshare_tensor_from_arrow", "tensor_out = NULL (schema and array still released once)" => DLSHARE_ERR_NULL_ARGUMENT, "tensor_out is NULL", "";
+    r04_arrow_wrong_buffer_count: "dlshare_tensor_from_arrow", "int64 column with n_buffers = 1" => DLSHARE_ERR_INVALID_ARGUMENT, "column 'x': array.n_buffers is 1", "";
+    r05_arrow_negative_length: "dlshare_tensor_from_arrow", "column length -1" => DLSHARE_ERR_INVALID_ARGUMENT, "column 'x': array.length is -1", "";
+    r06_arrow_negative_offset: "dlshare_tensor_from_arrow", "column offset -3" => DLSHARE_ERR_INVALID_ARGUMENT, "column 'x': array.offset is -3", "";
+    r07_arrow_offset_overflow: "dlshare_tensor_from_arrow", "column offset INT64_MAX - 1 with 3 rows" => DLSHARE_ERR_OVERFLOW, "column 'x': array.offset", "";
+    r08_arrow_null_values_buffer: "dlshare_tensor_from_arrow", "column buffers[1] = NULL with 3 rows" => DLSHARE_ERR_INVALID_ARGUMENT, "column 'x': array.buffers[1] (values) is NULL", "";
+    r09_arrow_null_validity_with_nulls: "dlshare_tensor_from_arrow", "validity buffer NULL with null_count 1" => DLSHARE_ERR_INVALID_ARGUMENT, "array.buffers[0] (validity) is NULL", "";
+    r10_arrow_null_count_above_length: "dlshare_tensor_from_arrow", "null_count 9 for 3 rows" => DLSHARE_ERR_INVALID_ARGUMENT, "array.null_count is 9", "";
+    r11_arrow_unsupported_format: "dlshare_tensor_from_arrow", "a requested binary ('z') column" => DLSHARE_ERR_UNSUPPORTED_DTYPE, "column 'x' cannot be converted: its type Arrow format 'z'", "tests/python/test_arrow.py";
+    r12_arrow_null_format: "dlshare_tensor_from_arrow", "a field's schema.format = NULL" => DLSHARE_ERR_INVALID_ARGUMENT, "schema.format is NULL", "";
+    r13_arrow_children_mismatch: "dlshare_tensor_from_arrow", "record batch with 0 children for 1 field" => DLSHARE_ERR_INVALID_ARGUMENT, "array.n_children is 0 but the schema has 1 fields", "";
+    r14_arrow_child_too_short: "dlshare_tensor_from_arrow", "a column of 2 rows in a batch of 3" => DLSHARE_ERR_INVALID_ARGUMENT, "the record batch reads 3 rows", "";
+    r15_arrow_dictionary_missing: "dlshare_tensor_from_arrow", "dictionary-encoded field, array.dictionary = NULL" => DLSHARE_ERR_INVALID_ARGUMENT, "column 'x': array.dictionary is NULL", "";
+    r16_arrow_stream_null: "dlshare_tensor_from_arrow_stream", "stream = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "stream is NULL", "";
+    r17_arrow_stream_get_next_fails: "dlshare_tensor_from_arrow_stream", "get_next returns EIO after one batch (stream and batch released once)" => DLSHARE_ERR_INVALID_ARGUMENT, "stream.get_next failed with error 5", "tests/arrow.rs";
+    r18_arrow_bad_categorical_option: "dlshare_tensor_from_arrow", "options.categorical = 7" => DLSHARE_ERR_INVALID_ARGUMENT, "options.categorical is 7", "";
+    r19_arrow_export_bool: "dlshare_tensor_to_arrow", "a bool tensor" => DLSHARE_ERR_UNSUPPORTED_DTYPE, "bit-packed", "tests/python/test_arrow.py";
+    r20_arrow_export_null_outputs: "dlshare_tensor_to_arrow", "schema_out = NULL" => DLSHARE_ERR_NULL_ARGUMENT, "schema_out is NULL", "";
+    r21_arrow_null_buffers_array: "dlshare_tensor_from_arrow", "column buffers = NULL with n_buffers 2" => DLSHARE_ERR_INVALID_ARGUMENT, "column 'x': array.buffers is NULL", "";
+    r22_arrow_unknown_column: "dlshare_tensor_from_arrow", "options.select names a column the table lacks" => DLSHARE_ERR_INVALID_ARGUMENT, "column 'nope' is not in the table", "tests/python/test_arrow.py";
+    r23_arrow_batch_with_null_rows: "dlshare_tensor_from_arrow", "a record batch whose struct has null_count 1" => DLSHARE_ERR_INVALID_ARGUMENT, "null rows", "";
+    r24_arrow_text_column: "dlshare_tensor_from_arrow", "a requested utf8 column" => DLSHARE_ERR_INVALID_ARGUMENT, "dictionary-encode it first", "tests/python/test_arrow.py";
 }
 
 // ---------------------------------------------------------------------------------------------

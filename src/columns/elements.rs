@@ -115,6 +115,8 @@ pub(super) struct Reader<T> {
     pub(super) stride: isize,
     pub(super) swapped: bool,
     pub(super) missing: Option<*const u8>,
+    /// An Arrow validity bitmap and the bit of row 0 (bit clear: missing).
+    pub(super) valid: Option<(*const u8, usize)>,
     pub(super) _t: PhantomData<T>,
 }
 
@@ -150,6 +152,7 @@ impl<T: Elem> Reader<T> {
             stride: c.byte_stride,
             swapped: c.byte_swapped,
             missing: c.missing.map(|m| m.as_ptr()),
+            valid: c.valid.map(|(b, o)| (b.as_ptr(), o)),
             _t: PhantomData,
         }
     }
@@ -182,11 +185,16 @@ impl<T: Elem> Reader<T> {
         // SAFETY: `r < len`, so by the Column's constructor contract `p` addresses a readable
         // element of T's dtype; `read_unaligned` needs no alignment and every bit pattern is a
         // valid T (bool is read as its byte). The mask (checked to hold `len` bytes when the
-        // Column was prepared) is readable for the same lifetime.
+        // Column was prepared) and the validity bitmap (checked to hold `offset + len` bits) are
+        // readable for the same lifetime.
         let (v, masked) = unsafe {
             (
                 p.cast::<T>().read_unaligned(),
-                self.missing.is_some_and(|m| *m.add(r) != 0),
+                self.missing.is_some_and(|m| *m.add(r) != 0)
+                    || self.valid.is_some_and(|(b, o)| {
+                        let k = o + r;
+                        (*b.add(k >> 3) >> (k & 7)) & 1 == 0
+                    }),
             )
         };
         (if self.swapped { v.swapped() } else { v }, masked)

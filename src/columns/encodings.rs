@@ -135,7 +135,7 @@ pub(super) struct ValueEnc<T>(pub(super) Reader<T>);
 impl<T: Elem> Encoding for ValueEnc<T> {
     type V = T;
     fn may_miss(&self) -> bool {
-        T::HAS_NAN || self.0.missing.is_some()
+        T::HAS_NAN || self.0.missing.is_some() || self.0.valid.is_some()
     }
     #[inline(always)]
     fn prefetch(&self, r: usize) {

@@ -135,6 +135,8 @@ pub struct Column<'a> {
     dtype: DType,
     byte_swapped: bool,
     missing: Option<&'a [u8]>,
+    /// An Arrow validity bitmap and the bit of row 0 (bit clear: row missing; issue 14).
+    valid: Option<(&'a [u8], usize)>,
     kind: ColumnKind,
     _data: PhantomData<&'a [u8]>,
 }
@@ -155,6 +157,7 @@ impl<'a> Column<'a> {
             dtype: T::DTYPE,
             byte_swapped: false,
             missing: None,
+            valid: None,
             kind,
             _data: PhantomData,
         }
@@ -189,6 +192,7 @@ impl<'a> Column<'a> {
             dtype: t.dtype(),
             byte_swapped: false,
             missing: None,
+            valid: None,
             kind,
             _data: PhantomData,
         })
@@ -215,6 +219,7 @@ impl<'a> Column<'a> {
             dtype,
             byte_swapped,
             missing: None,
+            valid: None,
             kind,
             _data: PhantomData,
         }
@@ -224,6 +229,13 @@ impl<'a> Column<'a> {
     /// `_mask`). Must hold `len` bytes.
     pub fn with_missing(mut self, missing: &'a [u8]) -> Column<'a> {
         self.missing = Some(missing);
+        self
+    }
+
+    /// Marks missing values with an Arrow validity bitmap (issue 14): row `i` is missing when bit
+    /// `offset + i` (least significant bit first) is clear. Must hold `offset + len` bits.
+    pub fn with_validity(mut self, bits: &'a [u8], offset: usize) -> Column<'a> {
+        self.valid = Some((bits, offset));
         self
     }
 

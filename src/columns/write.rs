@@ -235,6 +235,17 @@ pub(super) fn prepare<'c>(
             c.len
         )));
     }
+    if let Some((bits, offset)) = c.valid
+        && offset
+            .checked_add(c.len)
+            .is_none_or(|end| end.div_ceil(8) > bits.len())
+    {
+        return Err(Error::InvalidArgument(format!(
+            "the validity bitmap of column {index} has {} bytes for {} rows from bit {offset}",
+            bits.len(),
+            c.len
+        )));
+    }
     if c.missing.is_some_and(|m| m.len() != c.len) {
         return Err(Error::InvalidArgument(format!(
             "the missing mask of column {index} has {} entries for {} rows",

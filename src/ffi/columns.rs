@@ -133,7 +133,7 @@ pub extern "C" fn dlshare_columns_options_init(
     }
 }
 
-fn options_from(o: *const dlshare_columns_options) -> Result<ColumnsOptions> {
+pub(crate) fn options_from(o: *const dlshare_columns_options) -> Result<ColumnsOptions> {
     // SAFETY: the public function documents that a non-NULL options pointer is valid.
     let Some(o) = (unsafe { o.as_ref() }) else {
         return Ok(ColumnsOptions::default());

@@ -37,6 +37,9 @@ pub mod shm;
 // Tabular columns to one tensor; strided views.
 pub mod columns;
 
+// Arrow tables and arrays to tensors, tensors to Arrow (the C Data Interface).
+pub mod arrow;
+
 // CUDA.
 pub mod cuda;
 
@@ -132,6 +135,10 @@ pub enum dlshare_reason {
     DLSHARE_REASON_DEVICE_CHANGE = 7,
     /// COPY mode always copies.
     DLSHARE_REASON_COPY_REQUESTED = 8,
+    /// An Arrow array a tensor cannot view (nulls, several chunks, bit-packed bools,
+    /// dictionary or date/time values, NaN to fill). Arrow tables, always written into a new
+    /// tensor, report DLSHARE_REASON_COPY_REQUESTED as the pandas helpers do.
+    DLSHARE_REASON_ARROW_LAYOUT = 13,
 }
 
 impl From<Reason> for dlshare_reason {
@@ -147,6 +154,7 @@ impl From<Reason> for dlshare_reason {
             Reason::DtypeChange => DLSHARE_REASON_DTYPE_CHANGE,
             Reason::DeviceChange => DLSHARE_REASON_DEVICE_CHANGE,
             Reason::CopyRequested => DLSHARE_REASON_COPY_REQUESTED,
+            Reason::ArrowLayout => DLSHARE_REASON_ARROW_LAYOUT,
         }
     }
 }

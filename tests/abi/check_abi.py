@@ -31,7 +31,7 @@ import tempfile
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # Macros that change with every release, by design.
 VERSION_MACROS = re.compile(r"^(DLSHARE_VERSION_|DLPACK_(MAJOR|MINOR)_VERSION$)")
-OURS = re.compile(r"^(dlshare_|DLSHARE_|DL[A-Z]|kDL)")
+OURS = re.compile(r"^(dlshare_|DLSHARE_|DL[A-Z]|kDL|Arrow[A-Z]|ARROW_)")
 
 
 def run(command, **kwargs):

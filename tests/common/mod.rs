@@ -7,6 +7,8 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod arrow;
+
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ffi::{CStr, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};

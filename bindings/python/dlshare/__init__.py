@@ -39,6 +39,7 @@ from ._errors import (
 )
 from ._ffi import LIBRARY_PATH, ffi, lib
 from ._pandas import from_dataframe, from_series, sliding_windows, to_dataframe
+from ._arrow import from_arrow  # issue 14: Arrow in, Tensor.__arrow_c_array__ out
 
 __version__ = ffi.string(lib.dlshare_version()).decode()
 
@@ -67,6 +68,7 @@ __all__ = [
     "cuda",
     "empty",
     "explain",
+    "from_arrow",
     "from_dataframe",
     "from_dlpack",
     "from_numpy",

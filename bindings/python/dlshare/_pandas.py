@@ -18,6 +18,7 @@ import numpy as np
 
 from ._core import Tensor, _from_typestr, as_tensor, dtype_key
 from ._errors import InvalidArgumentError, check
+from . import _arrow
 from ._ffi import ffi, lib
 
 _NAN = {
@@ -109,6 +110,8 @@ def _classify(values: Any) -> str | None:
     if isinstance(dtype, np.dtype):  # the common case, without pandas' slower type tests
         return _NUMPY_KINDS.get(dtype.kind)
     pd = _pd()
+    if isinstance(dtype, getattr(pd, "ArrowDtype", ())):
+        return "arrow"  # pyarrow-backed: converted through the Arrow route (_arrow.py)
     if isinstance(dtype, pd.CategoricalDtype):
         return "category"
     if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
@@ -270,11 +273,29 @@ def from_dataframe(
 
     `t.meta` is {"columns": output column names, "skipped": names left out}.
     """
-    pd = _pd()
     _choice("categorical", categorical, _CATEGORICAL)
     _choice("datetime", datetime, _DATETIME)
+    if _arrow.is_arrow(df) and type(df).__module__.split(".")[0] != "pandas":
+        # pyarrow / polars / DuckDB tables (issue 14)
+        if index:
+            raise ValueError("index=True is for pandas DataFrames; Arrow tables have no index")
+        return _arrow.from_arrow(
+            df,
+            columns,
+            dtype=dtype,
+            nan=nan,
+            categorical=categorical,
+            datetime=datetime,
+            normalize=normalize,
+        )
+    pd = _pd()
     if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"from_dataframe expects a pandas DataFrame, got {type(df).__name__}")
+        raise TypeError(
+            "from_dataframe expects a pandas DataFrame or an Arrow table (an object with "
+            f"__arrow_c_stream__ / __arrow_c_array__), got {type(df).__name__}"
+        )
+    if any(_classify(values) == "arrow" for _, values in df.items()):
+        return _via_arrow(df, columns, dtype, nan, categorical, datetime, normalize, index)
     specs: list[_Spec] = []
     skipped: list[Any] = []
     if index:
@@ -348,6 +369,17 @@ def from_series(
             "categorical='onehot' gives several columns; use from_dataframe(s.to_frame(), "
             "categorical='onehot')"
         )
+    if _classify(s) == "arrow":  # pyarrow-backed: the Arrow route, shared when possible
+        t = _arrow.from_arrow(
+            _arrow_column(s),
+            dtype=dtype,
+            nan=nan,
+            categorical=categorical,
+            datetime=datetime,
+            normalize=normalize,
+        )
+        t.meta = {"columns": [s.name], "skipped": []}
+        return t
     spec = _spec(s.name, s, categorical, datetime)
     if isinstance(spec, str):
         raise ValueError(f"series {s.name!r} cannot be converted: {spec}")
@@ -401,10 +433,21 @@ def sliding_windows(t: Any, length: int, step: int = 1, horizon: int = 0) -> Ten
     return windows
 
 
-def to_dataframe(t: Any, columns: Sequence[Any] | None = None, index: Any = None) -> Any:
+def to_dataframe(
+    t: Any, columns: Sequence[Any] | None = None, index: Any = None, *, target: str = "pandas"
+) -> Any:
     """A pandas DataFrame over the tensor's memory (no copy for a CPU tensor NumPy can view;
     read-only when the tensor is). 1-D tensors give one column. Column names default to
-    `t.meta["columns"]` when they fit."""
+    `t.meta["columns"]` when they fit.
+
+    `target="polars"` gives a polars DataFrame instead: a 1-D tensor is read through the Arrow
+    C Data Interface without a copy; the columns of a 2-D (row-major) tensor are copied, since
+    polars stores columns (`index` does not apply)."""
+    _choice("target", target, ("pandas", "polars"))
+    if target == "polars":
+        if index is not None:
+            raise ValueError("polars DataFrames have no index; pass index=None")
+        return _arrow.to_polars(t, columns)
     pd = _pd()
     arr = np.asarray(t)
     if arr.ndim == 1:
@@ -416,3 +459,73 @@ def to_dataframe(t: Any, columns: Sequence[Any] | None = None, index: Any = None
         if names is not None and len(names) == arr.shape[1]:
             columns = names
     return pd.DataFrame(arr, columns=columns, index=index, copy=False)
+
+
+def _arrow_column(values: Any) -> Any:
+    """A pyarrow array of a pandas column (public pandas/pyarrow API): pyarrow-backed columns
+    hand over their ChunkedArray as is (`__arrow_array__`), others go through `pa.array`
+    (zero-copy for contiguous NumPy numbers; categoricals become dictionaries)."""
+    import pyarrow as pa
+
+    arr = values.array if hasattr(values, "array") else values
+    if hasattr(arr, "__arrow_array__"):
+        return arr.__arrow_array__()
+    return pa.array(values)
+
+
+def _via_arrow(df, columns, dtype, nan, categorical, datetime, normalize, index) -> Tensor:
+    """from_dataframe for frames with pyarrow-backed columns: every converted column becomes an
+    Arrow array (pyarrow-backed ones without a copy) and the table goes through from_arrow, one
+    kernel pass as on the NumPy route. Column choice and errors are those of the NumPy route."""
+    import pyarrow as pa
+
+    pd = _pd()
+    arrays, names, skipped = [], [], []
+
+    def add(name, values, explicit):
+        kind = _classify(values)
+        if kind != "arrow":
+            why = _spec(name, values, categorical, datetime)
+            if isinstance(why, str):
+                if explicit:
+                    raise ValueError(f"column {name!r} cannot be converted: {why}")
+                skipped.append(name)
+                return
+            if kind == "text":
+                values = values.astype("category")
+        arrays.append(_arrow_column(values))
+        names.append(str(name))
+
+    if index:
+        add(df.index.name if df.index.name is not None else "index", df.index.to_series(), True)
+    if columns is None:
+        for name, values in df.items():
+            add(name, values, False)
+    else:
+        if isinstance(columns, (str, bytes)) or not isinstance(columns, (Sequence, pd.Index)):
+            columns = [columns]
+        for name in columns:
+            if name not in df.columns:
+                raise KeyError(f"column {name!r} is not in the DataFrame")
+            values = df[name]
+            if isinstance(values, pd.DataFrame):
+                raise ValueError(f"column name {name!r} is not unique in the DataFrame")
+            add(name, values, True)
+    if not arrays:
+        raise ValueError(
+            "no numeric, bool, categorical or datetime column to convert"
+            + (f" (skipped: {skipped})" if skipped else "")
+            + "; select columns, or pass categorical=/datetime= to include those columns"
+        )
+    table = pa.Table.from_arrays(arrays, names=names)
+    t = _arrow.from_arrow(
+        table,
+        names if columns is not None or index else None,
+        dtype=dtype,
+        nan=nan,
+        categorical=categorical,
+        datetime=datetime,
+        normalize=normalize,
+    )
+    t.meta = {"columns": t.meta["columns"], "skipped": skipped + t.meta["skipped"]}
+    return t
