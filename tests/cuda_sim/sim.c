@@ -25,7 +25,10 @@
  * - pinned host memory (cuMemHostAlloc, cuMemHostRegister) and cuPointerGetAttribute;
  * - copies host<->device, device<->device and peer (several devices), cuMemsetD8Async;
  * - cuMemFree / cuMemFreeHost wait for all queued work first (as the driver's implicit
- *   synchronisation does).
+ *   synchronisation does);
+ * - CUDA IPC between processes: cuIpcGetMemHandle puts the exporter's pid and the allocation's
+ *   memfd in the handle, cuIpcOpenMemHandle maps /proc/PID/fd/N (checking it is still that
+ *   allocation), cuIpcCloseMemHandle unmaps; cuMemGetAddressRange.
  *
  * Fault injection: DLSHARE_SIM_FAULTS (read when the library loads) or dlsim_configure(spec) at
  * run time, a comma-separated list of
@@ -40,7 +43,7 @@
  * For tests (found with dlsym on the loaded libcuda.so):
  *     int64_t dlsim_counter(const char *name)   device_bytes, device_bytes:N, device_allocs,
  *         pinned_bytes, pinned_allocs, registered, streams, events, contexts, faults, calls,
- *         pending (queued operations not yet executed); -1 for an unknown name
+ *         pending (queued operations not yet executed), ipc_open; -1 for an unknown name
  *     int dlsim_configure(const char *spec)     replaces the faults (NULL or "" clears them)
  *     int dlsim_gate(CUstream stream, int closed)   holds (1) or releases (0) a stream's worker
  * DLSHARE_SIM_STATS=1 prints the counters on stderr at exit.
@@ -51,6 +54,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -175,7 +179,9 @@ struct alloc {
   char *alias;    /* read/write view (device memory); the address itself for host memory */
   size_t size, mapped;
   int device;
-  int kind; /* 0 device, 1 pinned (cuMemHostAlloc), 2 registered */
+  int kind; /* 0 device, 1 pinned (cuMemHostAlloc), 2 registered, 3 opened by IPC */
+  int fd;   /* the memfd of device memory (kept open for IPC), -1 otherwise */
+  uint64_t serial;
   struct alloc *next;
 };
 
@@ -189,7 +195,8 @@ static struct {
   struct alloc *allocs;
   struct sim_stream *streams;
   struct sim_event *events;
-  int64_t n_device_allocs, n_pinned_allocs, n_registered, n_streams, n_events;
+  int64_t n_device_allocs, n_pinned_allocs, n_registered, n_streams, n_events, n_ipc_open;
+  uint64_t serial;
   uint64_t pinned_bytes;
   uint64_t calls, faults_injected;
   uint64_t lost_at; /* 0: never */
@@ -341,7 +348,7 @@ static struct alloc *find_alloc(uintptr_t p, int kind_mask) {
 
 /* The read/write alias of device range [p, p + n) (NULL when it is not inside one allocation). */
 static char *device_range(CUdeviceptr p, size_t n, const char *fn, int *device) {
-  struct alloc *a = find_alloc((uintptr_t)p, 1);
+  struct alloc *a = find_alloc((uintptr_t)p, 9);
   if (!a || p + n > a->addr + a->size) {
     say("%s: device range [0x%llx, +%zu) is not inside a device allocation", fn, p, n);
     return NULL;
@@ -677,21 +684,23 @@ EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *out, size_t n) {
   if (n > S.mem_bytes - S.used[c->device]) RETURN(E_OUT_OF_MEMORY);
   size_t page = (size_t)sysconf(_SC_PAGESIZE), mapped = (n + page - 1) / page * page;
   struct alloc *a = calloc(1, sizeof *a);
-  int fd = memfd_create("dlsim-device", MFD_CLOEXEC);
+  char name[64];
+  snprintf(name, sizeof name, "dlsim-device-%llu", (unsigned long long)++S.serial);
+  int fd = memfd_create(name, MFD_CLOEXEC);
   void *addr = MAP_FAILED, *alias = MAP_FAILED;
   if (a && fd >= 0 && ftruncate(fd, (off_t)mapped) == 0) {
     addr = mmap(NULL, mapped, PROT_NONE, MAP_SHARED, fd, 0);
     alias = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   }
-  if (fd >= 0) close(fd);
   if (!a || addr == MAP_FAILED || alias == MAP_FAILED) {
+    if (fd >= 0) close(fd);
     if (addr != MAP_FAILED) munmap(addr, mapped);
     if (alias != MAP_FAILED) munmap(alias, mapped);
     free(a);
     RETURN(E_OUT_OF_MEMORY);
   }
   memset(alias, FILL, n);
-  *a = (struct alloc){(uintptr_t)addr, alias, n, mapped, c->device, 0, S.allocs};
+  *a = (struct alloc){(uintptr_t)addr, alias, n, mapped, c->device, 0, fd, S.serial, S.allocs};
   S.allocs = a;
   S.used[c->device] += n;
   S.n_device_allocs++;
@@ -721,6 +730,7 @@ EXPORT CUresult cuMemFree_v2(CUdeviceptr p) {
   }
   munmap((void *)a->addr, a->mapped);
   munmap(a->alias, a->mapped);
+  close(a->fd);
   S.used[a->device] -= a->size;
   S.n_device_allocs--;
   free(a);
@@ -750,7 +760,7 @@ EXPORT CUresult cuMemHostAlloc(void **out, size_t n, unsigned flags) {
     RETURN(E_OUT_OF_MEMORY);
   }
   memset(p, FILL, n);
-  *a = (struct alloc){(uintptr_t)p, p, n, n, c->device, 1, S.allocs};
+  *a = (struct alloc){(uintptr_t)p, p, n, n, c->device, 1, -1, 0, S.allocs};
   S.allocs = a;
   S.pinned_bytes += n;
   S.n_pinned_allocs++;
@@ -785,7 +795,7 @@ EXPORT CUresult cuMemHostRegister_v2(void *p, size_t n, unsigned flags) {
       RETURN(E_HOST_MEMORY_ALREADY_REGISTERED);
   struct alloc *a = calloc(1, sizeof *a);
   if (!a) RETURN(E_OUT_OF_MEMORY);
-  *a = (struct alloc){(uintptr_t)p, p, n, n, c->device, 2, S.allocs};
+  *a = (struct alloc){(uintptr_t)p, p, n, n, c->device, 2, -1, 0, S.allocs};
   S.allocs = a;
   S.n_registered++;
   RETURN(OK);
@@ -804,14 +814,14 @@ EXPORT CUresult cuMemHostUnregister(void *p) {
 EXPORT CUresult cuPointerGetAttribute(void *data, int attribute, CUdeviceptr p) {
   ENTER_("cuPointerGetAttribute", 0, 1);
   if (!data) RETURN(E_INVALID_VALUE);
-  struct alloc *a = find_alloc((uintptr_t)p, 7);
+  struct alloc *a = find_alloc((uintptr_t)p, 15);
   if (!a) RETURN(E_INVALID_VALUE); /* memory the driver does not know */
   switch (attribute) {
   case 1: /* CU_POINTER_ATTRIBUTE_CONTEXT */
     *(CUcontext *)data = &S.ctx[a->device];
     RETURN(OK);
   case 2: /* CU_POINTER_ATTRIBUTE_MEMORY_TYPE */
-    *(unsigned *)data = a->kind == 0 ? 2 : 1;
+    *(unsigned *)data = a->kind == 0 || a->kind == 3 ? 2 : 1;
     RETURN(OK);
   case 9: /* CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL */
     *(int *)data = a->device;
@@ -821,6 +831,96 @@ EXPORT CUresult cuPointerGetAttribute(void *data, int attribute, CUdeviceptr p) 
         attribute);
     RETURN(E_NOT_SUPPORTED);
   }
+}
+
+/* ---- IPC: device memory opened by another process ----------------------------------------- */
+
+typedef struct {
+  char reserved[64];
+} CUipcMemHandle;
+
+/* What a handle carries: the exporter's pid and memfd, and what the memfd must be. */
+struct ipc_handle {
+  char magic[8];
+  int32_t pid, fd;
+  uint64_t serial, size;
+};
+
+EXPORT CUresult cuMemGetAddressRange_v2(CUdeviceptr *base, size_t *size, CUdeviceptr p) {
+  ENTER_("cuMemGetAddressRange_v2", 0, 1);
+  if (!current()) RETURN(E_INVALID_CONTEXT);
+  struct alloc *a = find_alloc((uintptr_t)p, 9);
+  if (!a) RETURN(500); /* CUDA_ERROR_NOT_FOUND */
+  if (base) *base = a->addr;
+  if (size) *size = a->size;
+  RETURN(OK);
+}
+
+EXPORT CUresult cuIpcGetMemHandle(CUipcMemHandle *handle, CUdeviceptr p) {
+  ENTER("cuIpcGetMemHandle");
+  if (!current()) RETURN(E_INVALID_CONTEXT);
+  struct alloc *a = find_alloc((uintptr_t)p, 1);
+  if (!handle || !a || a->addr != p) {
+    say("cuIpcGetMemHandle: 0x%llx is not the start of a cuMemAlloc allocation", p);
+    RETURN(E_INVALID_VALUE);
+  }
+  struct ipc_handle h = {"dlsimipc", (int32_t)getpid(), a->fd, a->serial, a->size};
+  memset(handle, 0, sizeof *handle);
+  memcpy(handle->reserved, &h, sizeof h);
+  RETURN(OK);
+}
+
+EXPORT CUresult cuIpcOpenMemHandle_v2(CUdeviceptr *out, CUipcMemHandle handle, unsigned flags) {
+  ENTER("cuIpcOpenMemHandle_v2");
+  struct sim_ctx *c = current();
+  if (!c) RETURN(E_INVALID_CONTEXT);
+  struct ipc_handle h;
+  memcpy(&h, handle.reserved, sizeof h);
+  if (!out || memcmp(h.magic, "dlsimipc", 8) != 0 || h.size == 0) RETURN(E_INVALID_VALUE);
+  if (h.pid == (int32_t)getpid()) RETURN(E_INVALID_CONTEXT); /* as the driver: not here */
+  char path[64], link[128], want[64];
+  snprintf(path, sizeof path, "/proc/%d/fd/%d", h.pid, h.fd);
+  snprintf(want, sizeof want, "/memfd:dlsim-device-%llu ", (unsigned long long)h.serial);
+  ssize_t len = readlink(path, link, sizeof link - 1);
+  if (len < 0 || (link[len] = 0, strncmp(link, want, strlen(want)) != 0)) {
+    say("cuIpcOpenMemHandle_v2: the allocation is gone (exporter %d, memfd %d)", h.pid, h.fd);
+    RETURN(E_INVALID_HANDLE);
+  }
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), mapped = (h.size + page - 1) / page * page;
+  struct alloc *a = calloc(1, sizeof *a);
+  void *addr = MAP_FAILED, *alias = MAP_FAILED;
+  if (a && fd >= 0) {
+    addr = mmap(NULL, mapped, PROT_NONE, MAP_SHARED, fd, 0);
+    alias = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  }
+  if (!a || addr == MAP_FAILED || alias == MAP_FAILED) {
+    if (fd >= 0) close(fd);
+    if (addr != MAP_FAILED) munmap(addr, mapped);
+    if (alias != MAP_FAILED) munmap(alias, mapped);
+    free(a);
+    RETURN(fd < 0 ? E_INVALID_HANDLE : E_OUT_OF_MEMORY);
+  }
+  *a = (struct alloc){(uintptr_t)addr, alias, h.size, mapped, c->device, 3, fd, h.serial,
+                      S.allocs};
+  S.allocs = a;
+  S.n_ipc_open++;
+  *out = (CUdeviceptr)(uintptr_t)addr;
+  RETURN(OK);
+}
+
+EXPORT CUresult cuIpcCloseMemHandle(CUdeviceptr p) {
+  ENTER_RELEASE("cuIpcCloseMemHandle");
+  if (!current()) RETURN(E_INVALID_CONTEXT);
+  drain(NULL);
+  struct alloc *a = unlink_alloc((uintptr_t)p, 8);
+  if (!a) RETURN(E_INVALID_VALUE);
+  munmap((void *)a->addr, a->mapped);
+  munmap(a->alias, a->mapped);
+  close(a->fd);
+  S.n_ipc_open--;
+  free(a);
+  RETURN(OK);
 }
 
 /* ---- streams and events --------------------------------------------------------------------- */
@@ -1067,6 +1167,8 @@ EXPORT int64_t dlsim_counter(const char *name) {
     v = (int64_t)S.pinned_bytes;
   } else if (strcmp(name, "pinned_allocs") == 0) {
     v = S.n_pinned_allocs;
+  } else if (strcmp(name, "ipc_open") == 0) {
+    v = S.n_ipc_open;
   } else if (strcmp(name, "registered") == 0) {
     v = S.n_registered;
   } else if (strcmp(name, "streams") == 0) {
@@ -1111,7 +1213,8 @@ EXPORT int dlsim_gate(CUstream h, int closed) {
 static void print_stats(void) {
   static const char *names[] = {"device_bytes", "device_allocs", "pinned_bytes", "pinned_allocs",
                                 "registered",   "streams",       "events",       "contexts",
-                                "faults",       "calls",         "pending"};
+                                "faults",       "calls",         "pending",
+                                "ipc_open"};
   fprintf(stderr, "dlsim: at exit:");
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     fprintf(stderr, " %s=%lld", names[i], (long long)dlsim_counter(names[i]));

@@ -406,3 +406,36 @@ def test_a_host_read_of_device_memory_crashes():
     # control: pinned host memory is readable
     p = dlshare.zeros(16, "float32", "cuda_host:0")
     assert ctypes.c_float.from_address(p.data_ptr).value == 0.0
+
+
+def _ipc_child(inbox, outbox):
+    """Receives a CUDA tensor through CUDA IPC, reads it (down, and device to device), and
+    says how many IPC mappings are open before and after dropping it."""
+    t = inbox.get()
+    DRIVER.dlsim_counter.restype = ctypes.c_int64
+    outbox.put((t.device, t.shared, _host(t).tolist(), _host(dlshare.tensor(t)).tolist(),
+                DRIVER.dlsim_counter(b"ipc_open")))
+    del t
+    gc.collect()
+    outbox.put(DRIVER.dlsim_counter(b"ipc_open"))
+
+
+@needs_sim
+def test_a_cuda_tensor_crosses_processes_through_cuda_ipc():
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # CUDA does not survive a fork
+    inbox, outbox = ctx.Queue(), ctx.Queue()
+    p = ctx.Process(target=_ipc_child, args=(inbox, outbox))
+    p.start()
+    a = np.arange(24, dtype=np.float32).reshape(4, 6) * 1.5
+    t = dlshare.tensor(a, device="cuda:0")
+    view = dlshare.from_dlpack(t.__dlpack__(max_version=(1, 0)))  # a second owner, same memory
+    inbox.put(view)
+    device, shared, down, copied, opened = outbox.get(timeout=120)
+    assert (device, shared, opened) == ("cuda:0", True, 1)
+    assert down == a.tolist() and copied == a.tolist()
+    assert outbox.get(timeout=120) == 0, "the receiver kept its IPC mapping"
+    p.join(60)
+    assert p.exitcode == 0
+    assert _host(t).tolist() == a.tolist()
