@@ -29,6 +29,8 @@ echo "== Python tests (pytest, against the installed package, with the library's
 python3 -m pytest tests/python -q -p no:cacheprovider
 echo "== Python tests again on cffi alone (DLSHARE_PURE_PYTHON=1: the path other interpreters take)"
 DLSHARE_PURE_PYTHON=1 python3 -m pytest tests/python -q -p no:cacheprovider
+echo "== CUDA tests on the simulated driver (tests/cuda_sim/run: Rust, C and Python CUDA tests, no GPU needed)"
+bash tests/cuda_sim/run
 echo "== wheel: scripts/build-wheel.sh (manylinux_2_28 wheel + sdist in dist/), then the wheel without Rust on PATH"
 bash scripts/build-wheel.sh
 bash scripts/test-dist.sh wheel-smoke

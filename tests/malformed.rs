@@ -22,10 +22,10 @@ use dlshare::ffi::columns::dlshare_column_kind::*;
 use dlshare::ffi::columns::dlshare_nan_policy::*;
 use dlshare::ffi::columns::dlshare_normalize::*;
 use dlshare::ffi::columns::*;
+use dlshare::ffi::dlshare_python_module;
 use dlshare::ffi::exchange::dlshare_tensor_from_exchange_api;
 use dlshare::ffi::memory::{dlshare_get_cache_limit, dlshare_set_cache_limit};
 use dlshare::ffi::names::*;
-use dlshare::ffi::pyext::dlshare_python_module;
 use dlshare::ffi::python::dlshare_pycapsule_destructor;
 use dlshare::ffi::shm::*;
 

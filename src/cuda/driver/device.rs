@@ -79,19 +79,14 @@ impl Dev {
         // SAFETY: writes the handle of device `id` (< the device count).
         unsafe { sys::cuDeviceGet(&mut cu_device, id) }.check("cuDeviceGet")?;
         let mut ctx = null_mut();
-        // SAFETY: retains the device's primary context; never released (process lifetime).
+        // SAFETY: retains the device's primary context; kept for the life of the process once
+        // the device has started.
         unsafe { sys::cuDevicePrimaryCtxRetain(&mut ctx, cu_device) }
             .check("cuDevicePrimaryCtxRetain")?;
-        let _entered = enter(ctx)?;
-        let mut stream = null_mut();
-        // SAFETY: creates a stream in the current (this device's primary) context.
-        unsafe {
-            sys::cuStreamCreate(
-                &mut stream,
-                sys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32,
-            )
-        }
-        .check("cuStreamCreate")?;
+        let stream = Self::new_stream(ctx).inspect_err(|_| {
+            // SAFETY: gives back the retain above: the device did not start.
+            unsafe { sys::cuDevicePrimaryCtxRelease_v2(cu_device) };
+        })?;
         Ok(Dev {
             id,
             cu_device,
@@ -102,6 +97,21 @@ impl Dev {
             peers: Mutex::new(Vec::new()),
             allocated: AtomicU64::new(0),
         })
+    }
+
+    /// dlshare's (non-blocking) stream in `ctx`.
+    fn new_stream(ctx: sys::CUcontext) -> Result<sys::CUstream> {
+        let _entered = enter(ctx)?;
+        let mut stream = null_mut();
+        // SAFETY: creates a stream in the current (this device's primary) context.
+        unsafe {
+            sys::cuStreamCreate(
+                &mut stream,
+                sys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32,
+            )
+        }
+        .check("cuStreamCreate")?;
+        Ok(stream)
     }
 
     /// Makes this device's context current (and releases finished retired sources).

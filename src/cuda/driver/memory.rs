@@ -28,17 +28,34 @@ pub(crate) struct Staging {
 unsafe impl Send for Staging {}
 
 impl Staging {
+    /// Call with the context entered. On failure the buffers made so far are freed (the
+    /// partial `Staging` drops).
     pub(crate) fn new(chunk: usize) -> Result<Staging> {
-        let mut buffers = Vec::with_capacity(BUFFERS);
+        let mut staging = Staging {
+            chunk,
+            buffers: Vec::with_capacity(BUFFERS),
+        };
         for _ in 0..BUFFERS {
+            let event = Event::new()?;
             let mut p = null_mut();
             // SAFETY: allocates pinned host memory, portable to every context; kept for the
-            // life of the process.
+            // life of the process (the staging of a started device is never dropped).
             unsafe { sys::cuMemHostAlloc(&mut p, chunk, sys::CU_MEMHOSTALLOC_PORTABLE) }
                 .check("cuMemHostAlloc (staging buffer)")?;
-            buffers.push((p as usize, Event::new()?));
+            staging.buffers.push((p as usize, event));
         }
-        Ok(Staging { chunk, buffers })
+        Ok(staging)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        for (p, event) in &self.buffers {
+            // a transfer may still use the buffer: wait for it first
+            let _ = event.wait();
+            // SAFETY: a block from cuMemHostAlloc in `new`, freed once.
+            unsafe { sys::cuMemFreeHost(*p as *mut c_void) };
+        }
     }
 }
 

@@ -40,6 +40,7 @@ mod capi;
 mod exchange;
 mod object;
 mod producer;
+pub use producer::dlshare_dlpack_exchange_api;
 
 use buffer::*;
 use calls::*;
