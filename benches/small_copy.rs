@@ -107,7 +107,7 @@ fn main() {
         ("kernel only: 16 x f64->f32 into a buffer", &|| {
             ns_per_call(batch, rounds, || {
                 let mut out = [0u8; 64];
-                let src = dlshare::kernels::Source {
+                let src = dlshare::internals::kernels::Source {
                     ptr: data.as_ptr().cast(),
                     dtype: dlshare::DType::F64,
                     shape: &shape,
@@ -116,7 +116,11 @@ fn main() {
                 };
                 // SAFETY: 16 readable f64 values, 64-byte output.
                 unsafe {
-                    dlshare::kernels::copy_to_contiguous(&src, &mut out, dlshare::DType::F32)
+                    dlshare::internals::kernels::copy_to_contiguous(
+                        &src,
+                        &mut out,
+                        dlshare::DType::F32,
+                    )
                 }
                 .unwrap();
                 black_box(out);

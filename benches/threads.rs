@@ -8,8 +8,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use dlshare::SourceFlags;
 use dlshare::convert::{Mode, Options, Source, convert};
-use dlshare::kernels;
+use dlshare::internals::kernels;
 use dlshare::storage::{Release, Storage};
 use dlshare::{DType, Device, Tensor};
 
@@ -30,17 +31,23 @@ fn main() {
     let max_side = 8192i64;
     let input = Tensor::empty(DType::F32, &[max_side * max_side], Device::CPU, true).unwrap();
     let copy = |shape: [i64; 2], strides: [i64; 2]| {
-        let src = Source {
-            data: input.data_ptr(),
-            byte_offset: 0,
-            dtype: DType::F32,
-            shape: shape.to_vec(),
-            byte_strides: strides.to_vec(),
-            device: Device::CPU,
-            read_only: false,
-            byte_swapped: false,
-            subbyte_padded: false,
-        };
+        let src =
+            // SAFETY: the layout lies inside `input`, alive for the whole conversion.
+            unsafe {
+                Source::from_raw_parts(
+                    input.data_ptr(),
+                    0,
+                    DType::F32,
+                    shape.to_vec(),
+                    strides.to_vec(),
+                    Device::CPU,
+                    SourceFlags {
+                        read_only: false,
+                        byte_swapped: false,
+                        subbyte_padded: false,
+                    },
+                )
+            };
         let opts = Options::new(Mode::Copy);
         let owner = || {
             Arc::new(Storage::foreign(
@@ -63,14 +70,14 @@ fn main() {
         let rounds = if side >= 4096 { 9 } else { 41 };
         let mut cells = Vec::new();
         for (shape, strides) in [([side, side], [4 * side, 4]), ([side, side], [4, 4 * side])] {
-            kernels::set_num_threads(1);
+            dlshare::set_num_threads(1);
             let one = median_us(rounds, copy(shape, strides));
-            kernels::set_num_threads(2);
+            dlshare::set_num_threads(2);
             let two = median_us(rounds, copy(shape, strides));
             cells.push(format!("{one:9.0} {two:9.0} {:5.2}x", one / two));
         }
         println!("{:>7} KiB {:>26} {:>26}", n * 4 / 1024, cells[0], cells[1]);
     }
     kernels::set_parallel_min_bytes(kernels::PARALLEL_MIN_BYTES);
-    kernels::set_num_threads(0);
+    dlshare::set_num_threads(0);
 }

@@ -14,8 +14,8 @@
  * - All functions are thread-safe.
  *
  * Order: errors and versions; tensor handles; raw views and conversion; dtype and device names;
- * DLPack; shared memory; columns; CUDA; tuning (threads, the buffer cache); binding internals
- * (for the Python package: not needed by C, C++ or Julia programs).
+ * DLPack; shared memory; columns; Arrow; CUDA; tuning (threads, the buffer cache); binding
+ * internals (for the Python package: not needed by C, C++ or Julia programs).
  *
  * The DLPack declarations below use the same include guard as upstream dlpack.h, so either
  * header may be included first.

@@ -7,6 +7,7 @@
 //! `include/dlshare.h`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 /// cbindgen:ignore
 mod alloc;
@@ -27,7 +28,7 @@ pub mod dtype;
 pub mod error;
 pub mod ffi;
 /// cbindgen:ignore
-pub mod kernels;
+pub(crate) mod kernels;
 /// cbindgen:ignore
 pub mod layout;
 /// cbindgen:ignore
@@ -43,9 +44,26 @@ pub mod tensor;
 /// cbindgen:ignore
 mod transfer;
 
-pub use convert::{Decision, Mode, Options, Reason, Source};
+pub use convert::{Decision, Mode, Options};
 pub use device::Device;
 pub use dtype::{DType, Element, Kind};
 pub use error::{Error, Result};
+pub use kernels::{default_num_threads, num_threads, set_num_threads};
+pub use reason::Reason;
+pub use source::{Source, SourceFlags};
 pub use storage::live_storage_count;
 pub use tensor::Tensor;
+
+/// Internals for this crate's own benchmarks and tests (`benches/`, `tests/kernels.rs`): the raw
+/// copy kernels, whose entry point is `unsafe`. Not part of the API: no stability promise, and
+/// not documented. Applications use `convert` (which runs the same kernels on validated input).
+#[doc(hidden)]
+pub mod internals {
+    /// The CPU copy kernels (`src/kernels/`).
+    pub mod kernels {
+        pub use crate::kernels::{
+            PARALLEL_MIN_BYTES, Source, cast_scalar_bytes, copy_to_contiguous,
+            set_parallel_min_bytes,
+        };
+    }
+}

@@ -293,16 +293,18 @@ impl Drop for Release {
 
 enum Kind {
     /// From the global allocator: `base` with `layout`, aligned up to `OWNED_ALIGN` at `ptr`.
-    Owned {
-        base: *mut u8,
-        layout: Layout,
-    },
+    Owned { base: *mut u8, layout: Layout },
     /// A private anonymous mapping of `len` bytes at the storage's `ptr`.
     #[cfg(all(unix, not(miri)))]
-    Mapped {
-        len: usize,
+    Mapped { len: usize },
+    Foreign {
+        #[allow(dead_code)]
+        release: Release,
+        /// Nothing but the storage reaches the memory (an ndarray moved in by
+        /// `Tensor::from_ndarray`), as with owned memory.
+        #[cfg_attr(not(feature = "ndarray"), allow(dead_code))]
+        exclusive: bool,
     },
-    Foreign(#[allow(dead_code)] Release),
 }
 
 /// A block of memory on a device. Immutable after creation; shared with `Arc`.
@@ -460,12 +462,45 @@ impl Storage {
 
     /// Wraps memory owned by someone else; `release` runs once, when the storage is dropped.
     pub fn foreign(ptr: *mut u8, nbytes: usize, device: Device, release: Release) -> Storage {
+        Storage::foreign_with(ptr, nbytes, device, release, false)
+    }
+
+    /// `foreign` for memory that nothing but this storage reaches (its only other owner was
+    /// moved into `release`), so that a tensor alone holding it may be viewed mutably.
+    #[cfg_attr(not(feature = "ndarray"), allow(dead_code))]
+    pub(crate) fn foreign_exclusive(
+        ptr: *mut u8,
+        nbytes: usize,
+        device: Device,
+        release: Release,
+    ) -> Storage {
+        Storage::foreign_with(ptr, nbytes, device, release, true)
+    }
+
+    fn foreign_with(
+        ptr: *mut u8,
+        nbytes: usize,
+        device: Device,
+        release: Release,
+        exclusive: bool,
+    ) -> Storage {
         live::add(1);
         Storage {
             ptr,
             nbytes,
             device,
-            kind: Kind::Foreign(release),
+            kind: Kind::Foreign { release, exclusive },
+        }
+    }
+
+    /// Whether only this storage reaches its memory: dlshare's own allocations, and foreign
+    /// memory built with `foreign_exclusive`. A producer's memory (a DLPack tensor, a view, a
+    /// shared-memory mapping) may be seen by others.
+    #[cfg_attr(not(feature = "ndarray"), allow(dead_code))]
+    pub(crate) fn is_exclusive(&self) -> bool {
+        match self.kind {
+            Kind::Foreign { exclusive, .. } => exclusive,
+            _ => true,
         }
     }
 
@@ -482,13 +517,13 @@ impl Storage {
     }
 
     pub fn is_owned(&self) -> bool {
-        !matches!(self.kind, Kind::Foreign(_))
+        !matches!(self.kind, Kind::Foreign { .. })
     }
 
     /// The owned bytes as a mutable slice: only while the storage is not yet shared.
     pub fn owned_bytes_mut(&mut self) -> Option<&mut [u8]> {
         match self.kind {
-            Kind::Foreign(_) => None,
+            Kind::Foreign { .. } => None,
             // SAFETY: owned storage is a live allocation of at least `nbytes` bytes, and
             // `&mut self` proves nobody else can see it.
             _ => Some(unsafe { std::slice::from_raw_parts_mut(self.ptr, self.nbytes) }),
@@ -505,7 +540,7 @@ impl Drop for Storage {
             // `ptr`/`len` is the mapping made by `map_cpu`, given back once, here.
             #[cfg(all(unix, not(miri)))]
             Kind::Mapped { len } => Storage::unmap(self.ptr as usize, len),
-            Kind::Foreign(_) => {}
+            Kind::Foreign { .. } => {}
         }
         // A foreign storage's Release runs when `kind` drops, after this body.
         live::add(-1);

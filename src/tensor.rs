@@ -121,7 +121,8 @@ impl Tensor {
         };
         let first = array.as_ptr() as *mut u8;
         let nbytes = array.len() * std::mem::size_of::<T>();
-        let storage = Storage::foreign(
+        // The array is moved into the release: nothing else reaches its elements.
+        let storage = Storage::foreign_exclusive(
             first,
             nbytes,
             Device::CPU,
@@ -256,10 +257,73 @@ impl Tensor {
         Ok(view)
     }
 
+    /// Zero-copy mutable `ndarray` view, where writing cannot be seen through anything else:
+    /// this tensor alone holds its storage (no clone, view, handle or DLPack export of it is
+    /// alive; `&mut self` keeps new ones from being made while the view lives), and the memory
+    /// is dlshare's own (`Tensor::empty`, a copy, `Tensor::from_ndarray`), not a producer's.
+    /// Refused otherwise (`InvalidArgument`; copy the tensor first, or see
+    /// [`Tensor::as_array_view_mut_unchecked`]), for read-only tensors (`ReadOnly`) and for
+    /// zero (broadcast) strides, whose elements alias. A zero-size tensor has nothing to alias.
+    ///
+    /// The borrow checker keeps a shared and a mutable view of one tensor apart:
+    ///
+    /// ```compile_fail,E0502
+    /// let mut t = dlshare::Tensor::from_ndarray(ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(&[4])));
+    /// let shared = t.as_array_view::<f32>().unwrap();
+    /// let mut unique = t.as_array_view_mut::<f32>().unwrap();
+    /// unique[[0]] = shared[[0]] + 1.0;
+    /// ```
+    ///
+    /// and a clone (which shares the storage) makes the mutable view refused at run time:
+    ///
+    /// ```
+    /// let mut t = dlshare::Tensor::from_ndarray(ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(&[4])));
+    /// t.as_array_view_mut::<f32>().unwrap()[[0]] = 1.0;
+    /// let clone = t.clone();
+    /// assert!(t.as_array_view_mut::<f32>().is_err());
+    /// drop(clone);
+    /// assert!(t.as_array_view_mut::<f32>().is_ok());
+    /// ```
     #[cfg(feature = "ndarray")]
-    /// Zero-copy mutable `ndarray` view; refused for read-only tensors. The caller must not
-    /// create overlapping mutable views (zero strides are refused for that reason).
     pub fn as_array_view_mut<T: Element>(&mut self) -> Result<ArrayViewMutD<'_, T>> {
+        self.check_view_mut::<T>()?;
+        let alone = Arc::get_mut(&mut self.storage).is_some_and(|s| s.is_exclusive());
+        if !alone && self.numel() > 0 {
+            return Err(Error::InvalidArgument(
+                "the tensor's memory may be seen through another tensor, handle or DLPack export, \
+                 or belongs to its producer; a mutable view needs a tensor that alone holds \
+                 memory dlshare allocated: copy it first (convert_tensor with COPY)"
+                    .into(),
+            ));
+        }
+        // SAFETY: the storage is reached by this tensor alone and `&mut self` is held for the
+        // view's lifetime, so nothing else reads or writes the elements meanwhile.
+        Ok(unsafe { self.mutable_view() })
+    }
+
+    /// `as_array_view_mut` without the check that this tensor alone reaches the memory (the
+    /// read-only, dtype, device and zero-stride checks still apply).
+    ///
+    /// # Safety
+    /// While the view lives, nothing else may read or write its elements: no other tensor,
+    /// view, handle or DLPack consumer sharing the memory, and not the producer.
+    ///
+    /// ```compile_fail,E0133
+    /// let mut t = dlshare::Tensor::from_ndarray(ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(&[4])));
+    /// let view = t.as_array_view_mut_unchecked::<f32>();
+    /// ```
+    #[cfg(feature = "ndarray")]
+    pub unsafe fn as_array_view_mut_unchecked<T: Element>(
+        &mut self,
+    ) -> Result<ArrayViewMutD<'_, T>> {
+        self.check_view_mut::<T>()?;
+        // SAFETY: forwarded caller contract.
+        Ok(unsafe { self.mutable_view() })
+    }
+
+    /// The checks every mutable view makes: dtype, device, writable, no aliasing strides.
+    #[cfg(feature = "ndarray")]
+    fn check_view_mut<T: Element>(&self) -> Result<()> {
         self.check_view::<T>()?;
         if self.read_only {
             return Err(Error::ReadOnly(
@@ -279,19 +343,28 @@ impl Tensor {
                     .into(),
             ));
         }
+        Ok(())
+    }
+
+    /// # Safety
+    /// `check_view_mut` passed, and nothing else reads or writes the elements while the view
+    /// lives.
+    #[cfg(feature = "ndarray")]
+    unsafe fn mutable_view<T: Element>(&mut self) -> ArrayViewMutD<'_, T> {
         let (base, shape, strides, flips) = self.positive_layout::<T>();
-        // SAFETY: as in `as_array_view`; `&mut self` and the alias check above make the mutable
-        // view unique as far as this tensor handle can tell.
+        // SAFETY: as in `as_array_view` (the storage is alive for the borrow, the positive
+        // strides stay inside the validated extent); no two elements share an address (zero
+        // strides were refused) and nothing else accesses them (the caller's contract).
         let mut view =
             unsafe { ArrayViewMutD::from_shape_ptr(IxDyn(&shape).strides(IxDyn(&strides)), base) };
         for axis in flips {
             view.invert_axis(ndarray::Axis(axis));
         }
-        Ok(view)
+        view
     }
 
-    #[cfg(feature = "ndarray")]
     /// The lowest element address, the shape, the absolute strides and the axes to flip back.
+    #[cfg(feature = "ndarray")]
     fn positive_layout<T>(&self) -> (*mut T, Vec<usize>, Vec<usize>, Vec<usize>) {
         let mut base = self.data_ptr() as *mut T;
         let mut flips = Vec::new();

@@ -3,6 +3,7 @@
 //! (regenerate with `python3 tests/data/gen_casts.py`). Each pair is also run from a
 //! byte-swapped source and from a reversed (negative-stride) source: same results expected.
 
+use dlshare::SourceFlags;
 use dlshare::convert::{Mode, Options, Source, convert};
 use dlshare::{DType, Device, Kind};
 use std::sync::Arc;
@@ -68,17 +69,24 @@ fn run_cast(
     } else {
         (0, item as i64)
     };
-    let src = Source {
-        data: data.as_mut_ptr().wrapping_add(first),
-        byte_offset: 0,
-        dtype: from,
-        shape: vec![n as i64],
-        byte_strides: vec![stride],
-        device: Device::CPU,
-        read_only: false,
-        byte_swapped: swapped && item > 1,
-        subbyte_padded: false,
-    };
+    let src =
+        // SAFETY: `data` is a live buffer holding every element described (the test keeps it
+        // alive past the conversion).
+        unsafe {
+            Source::from_raw_parts(
+                data.as_mut_ptr().wrapping_add(first),
+                0,
+                from,
+                vec![n as i64],
+                vec![stride],
+                Device::CPU,
+                SourceFlags {
+                    read_only: false,
+                    byte_swapped: swapped && item > 1,
+                    subbyte_padded: false,
+                },
+            )
+        };
     let opts = Options::new(Mode::Copy)
         .with_dtype(to)
         .allowing_complex_to_real();
@@ -145,17 +153,24 @@ fn every_dtype_pair_matches_numpy_and_torch() {
 #[test]
 fn complex_to_real_is_refused_unless_allowed() {
     let mut data = [1.0f32, 2.0];
-    let src = Source {
-        data: data.as_mut_ptr().cast(),
-        byte_offset: 0,
-        dtype: DType::C64,
-        shape: vec![1],
-        byte_strides: vec![8],
-        device: Device::CPU,
-        read_only: false,
-        byte_swapped: false,
-        subbyte_padded: false,
-    };
+    let src =
+        // SAFETY: `data` is a live buffer holding every element described (the test keeps it
+        // alive past the conversion).
+        unsafe {
+            Source::from_raw_parts(
+                data.as_mut_ptr().cast(),
+                0,
+                DType::C64,
+                vec![1],
+                vec![8],
+                Device::CPU,
+                SourceFlags {
+                    read_only: false,
+                    byte_swapped: false,
+                    subbyte_padded: false,
+                },
+            )
+        };
     let opts = Options::new(Mode::ShareOrCopy).with_dtype(DType::F32);
     let err = dlshare::convert::decide(&src, &opts).unwrap_err();
     assert!(matches!(err, dlshare::Error::InvalidArgument(_)), "{err:?}");

@@ -654,7 +654,7 @@ fn large_outputs_split_over_threads_match_a_sequential_walk() {
     let columns: Vec<Column<'_>> = cols.iter().map(|c| value(c.as_slice())).collect();
     // four threads even on a smaller machine (the cap is process-wide: only thread counts of
     // the other tests change)
-    dlshare::kernels::set_num_threads(4);
+    dlshare::set_num_threads(4);
     for nan in [
         NanPolicy::Ffill,
         NanPolicy::Bfill,
@@ -688,7 +688,7 @@ fn large_outputs_split_over_threads_match_a_sequential_walk() {
         let expect: Vec<f64> = col.iter().map(|x| (x - mean) / std).collect();
         assert!(close(&column(&stats, 4, k), &expect, 1e-9), "column {k}");
     }
-    dlshare::kernels::set_num_threads(0);
+    dlshare::set_num_threads(0);
 }
 
 // ---------------------------------------------------------------------------------------------

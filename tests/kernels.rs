@@ -7,8 +7,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use dlshare::SourceFlags;
 use dlshare::convert::{Mode, Options, Source, convert};
-use dlshare::kernels::{self, cast_scalar_bytes, copy_to_contiguous};
+use dlshare::internals::kernels::{self, cast_scalar_bytes, copy_to_contiguous};
 use dlshare::storage::{OWNED_ALIGN, Release, Storage};
 use dlshare::{DType, Device, Kind};
 use proptest::prelude::*;
@@ -345,7 +346,7 @@ fn large_copies_on_several_threads_match_the_reference() {
         let l = Layout::new(shape, &strides(e), e as usize, 0, 11);
         let want = reference(&l, *from, *swapped, *to);
         for threads in [1, 2, 3] {
-            kernels::set_num_threads(threads);
+            dlshare::set_num_threads(threads);
             assert!(
                 fast(&l, *from, *swapped, *to) == want,
                 "{from} -> {to}, shape {shape:?}, strides {:?}, {threads} threads",
@@ -353,8 +354,8 @@ fn large_copies_on_several_threads_match_the_reference() {
             );
         }
     }
-    kernels::set_num_threads(0);
-    assert_eq!(kernels::num_threads(), kernels::default_num_threads());
+    dlshare::set_num_threads(0);
+    assert_eq!(dlshare::num_threads(), dlshare::default_num_threads());
 }
 
 /// Through the conversion entry point: the output lands in mapped, 256-byte (here 2 MiB)
@@ -367,17 +368,23 @@ fn large_copies_on_several_threads_match_the_reference() {
 fn large_conversions_fill_aligned_storage() {
     let (r, c) = (1500i64, 1500i64);
     let l = Layout::new(&[r, c], &[4, 4 * r], 4, 0, 5);
-    let src = Source {
-        data: l.ptr() as *mut u8,
-        byte_offset: 0,
-        dtype: DType::F32,
-        shape: vec![r, c],
-        byte_strides: vec![4, 4 * r],
-        device: Device::CPU,
-        read_only: false,
-        byte_swapped: false,
-        subbyte_padded: false,
-    };
+    let src =
+        // SAFETY: the layout lies inside `l`'s buffer, alive for the whole conversion.
+        unsafe {
+            Source::from_raw_parts(
+                l.ptr() as *mut u8,
+                0,
+                DType::F32,
+                vec![r, c],
+                vec![4, 4 * r],
+                Device::CPU,
+                SourceFlags {
+                    read_only: false,
+                    byte_swapped: false,
+                    subbyte_padded: false,
+                },
+            )
+        };
     let opts = Options::new(Mode::Copy).with_dtype(DType::F16);
     let (t, decision) = convert(&src, &opts, || {
         Arc::new(Storage::foreign(
@@ -446,13 +453,13 @@ fn reused_mappings_are_zeroed_when_asked() {
 #[test]
 fn thread_count_setting() {
     let _guard = THREADS.lock().unwrap_or_else(|p| p.into_inner());
-    assert!(kernels::default_num_threads() >= 1);
-    kernels::set_num_threads(1);
-    assert_eq!(kernels::num_threads(), 1);
-    kernels::set_num_threads(5);
-    assert_eq!(kernels::num_threads(), 5);
-    kernels::set_num_threads(0);
-    assert_eq!(kernels::num_threads(), kernels::default_num_threads());
+    assert!(dlshare::default_num_threads() >= 1);
+    dlshare::set_num_threads(1);
+    assert_eq!(dlshare::num_threads(), 1);
+    dlshare::set_num_threads(5);
+    assert_eq!(dlshare::num_threads(), 5);
+    dlshare::set_num_threads(0);
+    assert_eq!(dlshare::num_threads(), dlshare::default_num_threads());
 }
 
 #[test]
@@ -471,7 +478,7 @@ fn c_api_thread_count() {
     assert_eq!(dlshare_set_num_threads(0), DLSHARE_OK);
     assert_eq!(
         dlshare_get_num_threads() as usize,
-        kernels::default_num_threads()
+        dlshare::default_num_threads()
     );
 }
 
@@ -485,7 +492,7 @@ fn c_api_thread_count() {
 #[test]
 fn large_copies_work_in_a_forked_child() {
     let _guard = THREADS.lock().unwrap_or_else(|p| p.into_inner());
-    kernels::set_num_threads(2);
+    dlshare::set_num_threads(2);
     let (r, c) = (1024i64, 1024i64);
     let l = Layout::new(&[r, c], &[4, 4 * r], 4, 0, 9);
     let want = reference(&l, DType::F32, false, DType::F32);
@@ -504,7 +511,7 @@ fn large_copies_work_in_a_forked_child() {
     let mut status = 0;
     // SAFETY: waits for our own child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
-    kernels::set_num_threads(0);
+    dlshare::set_num_threads(0);
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "the forked child's copy failed or hung (status {status:#x})"

@@ -21,9 +21,9 @@ use dlshare::ffi::columns::dlshare_column_kind::*;
 use dlshare::ffi::columns::dlshare_nan_policy::*;
 use dlshare::ffi::columns::dlshare_normalize::*;
 use dlshare::ffi::columns::*;
+use dlshare::ffi::dlshare_python_module;
 use dlshare::ffi::memory::{dlshare_get_cache_limit, dlshare_set_cache_limit};
 use dlshare::ffi::names::*;
-use dlshare::ffi::pyext::dlshare_python_module;
 use dlshare::ffi::python::dlshare_pycapsule_destructor;
 use dlshare::ffi::shm::*;
 

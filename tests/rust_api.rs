@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use dlshare::SourceFlags;
 use dlshare::convert::{Mode, Options, Reason, Source, convert, convert_tensor, decide};
 use dlshare::storage::{Release, Storage};
 use dlshare::{DType, Device, Error, Tensor};
@@ -129,17 +130,23 @@ fn negative_strides_from_a_source_view() {
     // A raw source: int32 3 x 2 with rows reversed (NumPy a[::-1]), then copied.
     let values: Vec<i32> = (0..6).map(|i| i * 10 + 1).collect();
     let buf = Buf::from_bytes(&common::to_bytes(&values));
-    let src = Source {
-        data: buf.ptr().wrapping_add(16),
-        byte_offset: 0,
-        dtype: DType::I32,
-        shape: vec![3, 2],
-        byte_strides: vec![-8, 4],
-        device: Device::CPU,
-        read_only: false,
-        byte_swapped: false,
-        subbyte_padded: false,
-    };
+    let src =
+        // SAFETY: the description lies inside a buffer that outlives every tensor made from it.
+        unsafe {
+            Source::from_raw_parts(
+                buf.ptr().wrapping_add(16),
+                0,
+                DType::I32,
+                vec![3, 2],
+                vec![-8, 4],
+                Device::CPU,
+                SourceFlags {
+                    read_only: false,
+                    byte_swapped: false,
+                    subbyte_padded: false,
+                },
+            )
+        };
     let released = Arc::new(AtomicUsize::new(0));
     let r = released.clone();
     let owner = move || {
@@ -221,17 +228,23 @@ fn every_element_type_views_its_own_dtype() {
 fn read_only_and_broadcast_tensors_refuse_mutable_views() {
     let _g = lock();
     let buf = Buf::from_bytes(&common::to_bytes(&[1.0f64, 2.0, 3.0]));
-    let src = Source {
-        data: buf.ptr(),
-        byte_offset: 0,
-        dtype: DType::F64,
-        shape: vec![3],
-        byte_strides: vec![8],
-        device: Device::CPU,
-        read_only: true,
-        byte_swapped: false,
-        subbyte_padded: false,
-    };
+    let src =
+        // SAFETY: the description lies inside a buffer that outlives every tensor made from it.
+        unsafe {
+            Source::from_raw_parts(
+                buf.ptr(),
+                0,
+                DType::F64,
+                vec![3],
+                vec![8],
+                Device::CPU,
+                SourceFlags {
+                    read_only: true,
+                    byte_swapped: false,
+                    subbyte_padded: false,
+                },
+            )
+        };
     let owner = || {
         Arc::new(Storage::foreign(
             std::ptr::null_mut(),
@@ -256,11 +269,17 @@ fn read_only_and_broadcast_tensors_refuse_mutable_views() {
         Err(Error::ReadOnly(_))
     ));
 
-    let bsrc = Source {
-        shape: vec![4, 3],
-        byte_strides: vec![0, 8],
-        read_only: false,
-        ..src
+    // SAFETY: every row is the same three elements of `buf`, which outlives the tensors.
+    let bsrc = unsafe {
+        Source::from_raw_parts(
+            src.data(),
+            0,
+            DType::F64,
+            vec![4, 3],
+            vec![0, 8],
+            Device::CPU,
+            SourceFlags::default(),
+        )
     };
     let (mut b, d) = convert(&bsrc, &Options::new(Mode::Share), owner).unwrap();
     assert!(d.shared);
@@ -278,17 +297,23 @@ fn read_only_and_broadcast_tensors_refuse_mutable_views() {
 fn views_of_empty_and_zero_d_tensors() {
     let _g = lock();
     // Zero-size with NULL data, shared through a source (as a DLPack or view import would).
-    let src = Source {
-        data: std::ptr::null_mut(),
-        byte_offset: 0,
-        dtype: DType::F32,
-        shape: vec![0, 3],
-        byte_strides: vec![12, 4],
-        device: Device::CPU,
-        read_only: false,
-        byte_swapped: false,
-        subbyte_padded: false,
-    };
+    let src =
+        // SAFETY: zero-size: no element is read or written.
+        unsafe {
+            Source::from_raw_parts(
+                std::ptr::null_mut(),
+                0,
+                DType::F32,
+                vec![0, 3],
+                vec![12, 4],
+                Device::CPU,
+                SourceFlags {
+                    read_only: false,
+                    byte_swapped: false,
+                    subbyte_padded: false,
+                },
+            )
+        };
     let owner = || {
         Arc::new(Storage::foreign(
             std::ptr::null_mut(),
@@ -305,10 +330,17 @@ fn views_of_empty_and_zero_d_tensors() {
 
     // Zero-size at an unaligned address: nothing to read, so it is shared and viewable.
     let buf = Buf::from_bytes(&[0u8; 8]);
-    let odd = Source {
-        data: buf.ptr().wrapping_add(1),
-        shape: vec![3, 0],
-        ..src
+    // SAFETY: zero-size: no element is read.
+    let odd = unsafe {
+        Source::from_raw_parts(
+            buf.ptr().wrapping_add(1),
+            0,
+            DType::F32,
+            vec![3, 0],
+            src.byte_strides().to_vec(),
+            Device::CPU,
+            SourceFlags::default(),
+        )
     };
     let (t, d) = convert(&odd, &Options::new(Mode::Share), owner).unwrap();
     assert!(d.shared);

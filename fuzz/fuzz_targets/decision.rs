@@ -10,7 +10,7 @@
 mod common;
 
 use common::Bytes;
-use dlshare::{DType, Decision, Device, Error, Mode, Options, Reason, Source};
+use dlshare::{DType, Decision, Device, Error, Mode, Options, Reason, Source, SourceFlags};
 use libfuzzer_sys::fuzz_target;
 
 fn options(mode: Mode, b: &mut Bytes) -> Options {
@@ -46,23 +46,26 @@ fuzz_target!(|input: &[u8]| {
         (0..ndim).map(|_| b.stride()).collect()
     };
     let dtype: DType = b.dtype().into();
-    let src = Source {
-        data: (match b.u8() {
-            0 => 0,
-            1..=200 => 0x1000_0000 + usize::from(b.u8()),
-            _ => b.u64() as usize,
-        }) as *mut u8,
-        byte_offset: match b.u8() {
-            0..=230 => u64::from(b.u8() % 16),
-            _ => b.u64(),
-        },
-        dtype,
-        shape,
-        byte_strides,
-        device: b.device().into(),
+    // The bytes are read in the order the struct literal of earlier versions read them, so the
+    // corpus keeps its meaning.
+    let data = (match b.u8() {
+        0 => 0,
+        1..=200 => 0x1000_0000 + usize::from(b.u8()),
+        _ => b.u64() as usize,
+    }) as *mut u8;
+    let byte_offset = match b.u8() {
+        0..=230 => u64::from(b.u8() % 16),
+        _ => b.u64(),
+    };
+    let device = b.device().into();
+    let flags = SourceFlags {
         read_only: b.bool(),
         byte_swapped: b.bool(),
         subbyte_padded: b.bool(),
+    };
+    // SAFETY: only decided upon, never converted: `decide` reads no memory.
+    let src = unsafe {
+        Source::from_raw_parts(data, byte_offset, dtype, shape, byte_strides, device, flags)
     };
     let mut tail = Bytes(b.0);
     let share_opts = options(Mode::Share, &mut tail);

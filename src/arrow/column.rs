@@ -172,10 +172,11 @@ impl Prepared {
         match &self.mask {
             Missing::None => c,
             Missing::Bytes(m) => c.with_missing(m),
-            // SAFETY: a checked array's validity bitmap covers offset + length bits (`nbytes`
-            // of them were counted from that), alive while the arrays are.
             Missing::Bits(p, nbytes, offset) => {
-                c.with_validity(unsafe { std::slice::from_raw_parts(*p, *nbytes) }, *offset)
+                // SAFETY: a checked array's validity bitmap covers offset + length bits
+                // (`nbytes` of them were counted from that), alive while the arrays are.
+                let bits = unsafe { std::slice::from_raw_parts(*p, *nbytes) };
+                c.with_validity(bits, *offset)
             }
         }
     }
@@ -584,12 +585,10 @@ pub(super) fn has_nan(bytes: &[u8], dtype: DType) -> bool {
         let item = std::mem::size_of::<T>();
         let scan = |b: &[u8]| {
             b.chunks(4096 * item).any(|block| {
-                block
-                    .chunks_exact(item)
+                block.chunks_exact(item).fold(false, |acc, c| {
                     // SAFETY: `c` holds exactly size_of::<T>() bytes of a plain float type.
-                    .fold(false, |acc, c| {
-                        acc | nan(unsafe { c.as_ptr().cast::<T>().read_unaligned() })
-                    })
+                    acc | nan(unsafe { c.as_ptr().cast::<T>().read_unaligned() })
+                })
             })
         };
         if v.len() < (1 << 22) {

@@ -145,8 +145,8 @@ pub unsafe fn take_stream(stream: *mut ArrowArrayStream) -> Result<Batches> {
             // valid until the next call on the stream and is copied at once.
             .map(|f| unsafe { f(stream.as_ptr()) })
             .filter(|p| !p.is_null())
-            // SAFETY: non-NULL, NUL-terminated per the stream contract.
             .map(|p| {
+                // SAFETY: non-NULL, NUL-terminated per the stream contract.
                 unsafe { std::ffi::CStr::from_ptr(p) }
                     .to_string_lossy()
                     .into_owned()

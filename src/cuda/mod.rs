@@ -59,13 +59,13 @@ fn check_device(device: Device, doing: &str) -> Result<()> {
 }
 
 /// Whether a conversion between these devices involves a CUDA device (so a stream applies).
-pub fn involves_cuda(from: Device, to: Device) -> bool {
+pub(crate) fn involves_cuda(from: Device, to: Device) -> bool {
     from.device_type == device_type::CUDA || to.device_type == device_type::CUDA
 }
 
 /// For the decision: can dlshare copy from `from` to `to` when one of them is not plain CPU
 /// memory? Errors name the device and why.
-pub fn check_copy(from: Device, to: Device) -> Result<()> {
+pub(crate) fn check_copy(from: Device, to: Device) -> Result<()> {
     match from.device_type {
         device_type::CUDA => {
             check_device(from, &format!("copying from {from} needs a CUDA device"))?
@@ -92,7 +92,7 @@ pub fn check_copy(from: Device, to: Device) -> Result<()> {
 
 /// Checks that dlshare can allocate on `device` (not the CPU): a usable CUDA device, or pinned
 /// host memory (`cuda_host:N`) with CUDA device N usable.
-pub fn check_alloc(device: Device) -> Result<()> {
+pub(crate) fn check_alloc(device: Device) -> Result<()> {
     match device.device_type {
         device_type::CUDA | device_type::CUDA_HOST => {
             check_device(device, &format!("cannot allocate on {device}"))
@@ -106,7 +106,7 @@ pub fn check_alloc(device: Device) -> Result<()> {
 
 /// Allocates `nbytes` on a CUDA device (`kDLCUDA`) or as pinned host memory (`kDLCUDAHost`),
 /// zeroed when asked.
-pub fn alloc(device: Device, nbytes: usize, zeroed: bool) -> Result<Storage> {
+pub(crate) fn alloc(device: Device, nbytes: usize, zeroed: bool) -> Result<Storage> {
     check_alloc(device)?;
     imp::alloc(device, nbytes, zeroed)
 }

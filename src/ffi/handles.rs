@@ -124,7 +124,7 @@ fn keep_spare(index: u32, slot: &'static Slot) -> bool {
 }
 
 /// Takes a free slot (or a new one): this thread's spare when it has one, else from the table.
-pub fn reserve() -> Result<Reservation> {
+pub(crate) fn reserve() -> Result<Reservation> {
     if let Ok(Some((index, slot))) = SPARE.try_with(|spare| spare.0.take()) {
         return Ok(Reservation {
             index,
@@ -182,7 +182,7 @@ impl Drop for Reservation {
 }
 
 /// Registers a tensor and returns its new handle (one owner).
-pub fn insert(tensor: Tensor) -> Result<*mut dlshare_tensor> {
+pub(crate) fn insert(tensor: Tensor) -> Result<*mut dlshare_tensor> {
     Ok(reserve()?.fill(tensor))
 }
 
@@ -211,7 +211,7 @@ fn live_tensor(table: &Table, index: usize, generation: u32) -> Option<*const Te
 }
 
 /// Adds an owner to a live handle.
-pub fn retain(handle: *const dlshare_tensor) -> Result<()> {
+pub(crate) fn retain(handle: *const dlshare_tensor) -> Result<()> {
     let (index, generation) = decode(handle).ok_or_else(|| invalid(handle))?;
     let table = lock_write();
     live_tensor(&table, index, generation).ok_or_else(|| invalid(handle))?;
@@ -222,7 +222,7 @@ pub fn retain(handle: *const dlshare_tensor) -> Result<()> {
 
 /// Removes an owner; the last one retires the handle. The tensor is dropped outside the lock
 /// (a producer's deleter may call back into dlshare).
-pub fn release(handle: *const dlshare_tensor) -> Result<()> {
+pub(crate) fn release(handle: *const dlshare_tensor) -> Result<()> {
     let (index, generation) = decode(handle).ok_or_else(|| invalid(handle))?;
     let retired = {
         let mut table = lock_write();

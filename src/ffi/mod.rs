@@ -51,7 +51,9 @@ pub mod memory;
 // Binding internals: PyCapsule support and the CPython fast path of the Python package.
 pub mod python;
 
-pub mod pyext;
+pub(crate) mod pyext;
+
+pub use pyext::dlshare_python_module;
 
 /// Status of every fallible dlshare function. `DLSHARE_OK` is 0; codes are never renumbered.
 #[repr(C)]

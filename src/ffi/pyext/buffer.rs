@@ -57,8 +57,6 @@ pub(super) fn maybe_without_gil<T>(api: &Api, big: bool, f: impl FnOnce() -> T) 
     if !big {
         return f();
     }
-    // SAFETY: GIL held on entry; `f` touches no Python object; the thread state is restored
-    // even if `f` panics (the guard runs while unwinding).
     struct Restore<'a>(&'a Api, *mut c_void);
     impl Drop for Restore<'_> {
         fn drop(&mut self) {
@@ -66,6 +64,8 @@ pub(super) fn maybe_without_gil<T>(api: &Api, big: bool, f: impl FnOnce() -> T) 
             unsafe { (self.0.restore_thread)(self.1) }
         }
     }
+    // SAFETY: GIL held on entry; `f` touches no Python object; the thread state is restored
+    // even if `f` panics (the guard runs while unwinding).
     let _restore = Restore(api, unsafe { (api.save_thread)() });
     f()
 }
