@@ -336,6 +336,8 @@ def test_cuda_ipc_without_cuda_answers_device_unavailable():
 
 
 @pytest.mark.skipif(not CUDA, reason=f"skipped: no CUDA device ({WHY})")
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="skipped: no CUDA device for PyTorch (the child reads with torch)")
 def test_cuda_tensor_crosses_processes_through_cuda_ipc():
     ctx = mp.get_context("spawn")  # CUDA cannot be used in a forked child
     inbox, outbox = ctx.Queue(), ctx.Queue()
