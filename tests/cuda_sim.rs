@@ -11,6 +11,8 @@
 //! a stream's work). Scenarios that must start from a fresh process (the first use of the
 //! staging buffers, cuInit, the context) and the crash run in a child process: this test binary
 //! again, one `#[ignore]`d test selected by name, with DLSHARE_SIM_FAULTS in its environment.
+//! The scenarios assume the default path for pageable memory (the staging buffers, whose driver
+//! calls they count): tests/cuda_sim/run runs them without DLSHARE_CUDA_PAGEABLE.
 
 mod common;
 

@@ -53,7 +53,11 @@ def mappings() -> int:
 
 
 def dev_shm() -> set:
-    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    """Shared-memory segments in /dev/shm, less POSIX semaphores (`sem.*`: multiprocessing's
+    locks, created and unlinked at once, by any process on the machine)."""
+    if not os.path.isdir("/dev/shm"):
+        return set()
+    return {name for name in os.listdir("/dev/shm") if not name.startswith("sem.")}
 
 
 @pytest.fixture
