@@ -155,13 +155,8 @@ pub unsafe extern "C" fn dlshare_shm_import(
         let slot = unsafe { out(tensor_out, "tensor_out")? };
         // SAFETY: documented contract.
         let d = unsafe { arg(desc, "desc")? };
-        // SAFETY: documented contract: `shape` holds `ndim` values.
-        let shape = unsafe { dims(d.ndim, d.shape, "desc->shape")? }.unwrap_or_default();
-        // SAFETY: as above, for `strides` when not NULL.
-        let strides = match unsafe { dims(d.ndim, d.strides, "")? } {
-            Some(s) => s,
-            None => layout::c_strides(&shape),
-        };
+        // SAFETY: documented contract: `shape` (and `strides` when not NULL) hold `ndim` values.
+        let (shape, strides) = unsafe { desc_layout(d.ndim, d.shape, d.strides)? };
         let t = shm::import(&shm::Description {
             fd: d.fd,
             offset: d.offset,
@@ -174,6 +169,25 @@ pub unsafe extern "C" fn dlshare_shm_import(
         slot.write(handles::insert(t)?);
         Ok(())
     })
+}
+
+/// A description's shape and element strides (C order when `strides` is NULL).
+///
+/// # Safety
+/// `shape` (and `strides` when not NULL) hold `ndim` values.
+unsafe fn desc_layout(
+    ndim: i32,
+    shape: *const i64,
+    strides: *const i64,
+) -> Result<(Vec<i64>, Vec<i64>)> {
+    // SAFETY: forwarded contract.
+    let shape = unsafe { dims(ndim, shape, "desc->shape")? }.unwrap_or_default();
+    // SAFETY: forwarded contract, for `strides` when not NULL.
+    let strides = match unsafe { dims(ndim, strides, "")? } {
+        Some(s) => s,
+        None => layout::c_strides(&shape),
+    };
+    Ok((shape, strides))
 }
 
 /// `ndim` values at `p`: `None` for NULL when `name` is empty (optional), an error for NULL
@@ -285,13 +299,8 @@ pub unsafe extern "C" fn dlshare_cuda_ipc_import(
         let slot = unsafe { out(tensor_out, "tensor_out")? };
         // SAFETY: documented contract.
         let d = unsafe { arg(desc, "desc")? };
-        // SAFETY: documented contract: `shape` holds `ndim` values.
-        let shape = unsafe { dims(d.ndim, d.shape, "desc->shape")? }.unwrap_or_default();
-        // SAFETY: as above, for `strides` when not NULL.
-        let strides = match unsafe { dims(d.ndim, d.strides, "")? } {
-            Some(s) => s,
-            None => layout::c_strides(&shape),
-        };
+        // SAFETY: documented contract: `shape` (and `strides` when not NULL) hold `ndim` values.
+        let (shape, strides) = unsafe { desc_layout(d.ndim, d.shape, d.strides)? };
         let t = shm::import_cuda(&shm::CudaDescription {
             handle: d.handle,
             device_id: d.device_id,

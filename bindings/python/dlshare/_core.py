@@ -630,17 +630,7 @@ def _from_legacy_read_only(
     v.flags = lib.DLSHARE_VIEW_READ_ONLY
     v.release = _release_owner
     opts = _options(s, mode, dtype, device, allow_read_only, True, stream)
-    if explain_only:
-        v.release_ctx = ffi.NULL
-        check(lib.dlshare_explain_view(v, opts, s.decision), s.decision)
-        return s.decision
-    token = _keep_alive(capsule)
-    v.release_ctx = token
-    status = lib.dlshare_tensor_from_view(v, opts, s.handle, s.decision)
-    if status != 0:
-        _keep.pop(int(ffi.cast("uintptr_t", token)), None)
-        check(status, s.decision)
-    return _wrap_result(s, 0)
+    return _convert_view(s, v, opts, capsule, explain_only, 0)
 
 
 def _from_ndarray(
@@ -661,11 +651,17 @@ def _from_ndarray(
             producer_reason,
         )
     opts = _options(s, mode, dtype, device, allow_read_only, True, stream)
+    return _convert_view(s, view, opts, arr, explain_only, producer_reason)
+
+
+def _convert_view(s, view, opts, owner, explain_only, producer_reason):
+    """Explains, or converts, a filled-in view; a shared result keeps `owner` alive until the
+    library releases the view."""
     if explain_only:
         view.release_ctx = ffi.NULL
         check(lib.dlshare_explain_view(view, opts, s.decision), s.decision)
         return s.decision
-    token = _keep_alive(arr)
+    token = _keep_alive(owner)
     view.release_ctx = token
     status = lib.dlshare_tensor_from_view(view, opts, s.handle, s.decision)
     if status != 0:
