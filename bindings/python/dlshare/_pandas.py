@@ -294,14 +294,14 @@ def from_dataframe(
             "from_dataframe expects a pandas DataFrame or an Arrow table (an object with "
             f"__arrow_c_stream__ / __arrow_c_array__), got {type(df).__name__}"
         )
-    if any(_classify(values) == "arrow" for _, values in df.items()):
-        return _via_arrow(df, columns, dtype, nan, categorical, datetime, normalize, index)
     specs: list[_Spec] = []
     skipped: list[Any] = []
     if index:
         specs.append(_index_spec(df.index, datetime))
     if columns is None:
         for name, values in df.items():
+            if _classify(values) == "arrow":  # pyarrow-backed columns: the Arrow route
+                return _via_arrow(df, columns, dtype, nan, categorical, datetime, normalize, index)
             spec = _spec(name, values, categorical, datetime)
             if isinstance(spec, str):
                 skipped.append(name)
@@ -316,6 +316,8 @@ def from_dataframe(
             values = df[name]
             if isinstance(values, pd.DataFrame):
                 raise ValueError(f"column name {name!r} is not unique in the DataFrame")
+            if _classify(values) == "arrow":
+                return _via_arrow(df, columns, dtype, nan, categorical, datetime, normalize, index)
             spec = _spec(name, values, categorical, datetime)
             if isinstance(spec, str):
                 raise ValueError(f"column {name!r} cannot be converted: {spec}")
